@@ -1,0 +1,271 @@
+//! The one error type of crthreads.
+//!
+//! Every failure a user can meet is a variant here, and its `Display` says what was wrong *and*
+//! what to do about it: the variable and the values it accepts, the file and how to start fresh.
+//! OS errors keep their [`Errno`]; they are never flattened into strings.
+
+use std::fmt;
+use std::path::PathBuf;
+
+/// An OS error number (`errno`), kept as a number so callers can match on it.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Errno(pub i32);
+
+impl Errno {
+    /// `ENOSPC`: the device is full.
+    pub const NOSPC: Errno = Errno(libc::ENOSPC);
+    /// `EEXIST`: the object (or address range) already exists.
+    pub const EXIST: Errno = Errno(libc::EEXIST);
+    /// `ENOENT`: no such file.
+    pub const NOENT: Errno = Errno(libc::ENOENT);
+    /// `EINTR`: interrupted by a signal.
+    pub const INTR: Errno = Errno(libc::EINTR);
+    /// `EAGAIN`/`EWOULDBLOCK`.
+    pub const AGAIN: Errno = Errno(libc::EAGAIN);
+
+    /// The calling thread's current `errno`.
+    pub fn last() -> Errno {
+        Errno(std::io::Error::last_os_error().raw_os_error().unwrap_or(0))
+    }
+}
+
+impl fmt::Debug for Errno {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Errno({}: {})", self.0, self)
+    }
+}
+
+impl fmt::Display for Errno {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // std's io::Error renders strerror_r's text followed by " (os error N)".
+        let text = std::io::Error::from_raw_os_error(self.0).to_string();
+        let text = text.split(" (os error").next().unwrap_or(&text);
+        f.write_str(text)
+    }
+}
+
+/// Everything that can go wrong in crthreads.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Error {
+    /// An OS call failed. `what` names the operation and, where there is one, the file.
+    Os {
+        /// The operation, e.g. `"open"`.
+        op: &'static str,
+        /// The file or directory involved, if any.
+        path: Option<PathBuf>,
+        /// The error number the OS returned.
+        errno: Errno,
+    },
+    /// A configuration value (usually a `CRTHREADS_*` environment variable) is invalid.
+    Config {
+        /// The variable or `Config` field, e.g. `"CRTHREADS_CAPACITY"`.
+        var: &'static str,
+        /// The value that was given.
+        value: String,
+        /// What would have been accepted.
+        expected: String,
+    },
+    /// The address range the persistent region needs is already mapped.
+    AddressInUse {
+        /// First byte of the range.
+        base: usize,
+        /// Length of the range in bytes.
+        len: usize,
+        /// The mapping found there, as `/proc/self/maps` shows it.
+        conflict: String,
+    },
+    /// A checkpoint slot failed validation.
+    Corrupt {
+        /// The slot file.
+        path: PathBuf,
+        /// What did not validate.
+        reason: String,
+    },
+    /// No slot in the checkpoint directory holds a valid checkpoint.
+    NoValidCheckpoint {
+        /// The checkpoint directory.
+        dir: PathBuf,
+        /// Why each slot was rejected.
+        reasons: Vec<String>,
+    },
+    /// The checkpoint was written by a different binary, or with a different memory layout.
+    Mismatch {
+        /// The checkpoint directory.
+        dir: PathBuf,
+        /// What differs.
+        what: String,
+    },
+    /// A checkpoint file or directory has unsafe ownership or permissions.
+    Insecure {
+        /// The offending path.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The process runs setuid or setgid (AT_SECURE); crthreads refuses to restore state there.
+    SecureExecution,
+    /// Another live process uses the checkpoint directory.
+    DirectoryBusy {
+        /// The checkpoint directory.
+        dir: PathBuf,
+    },
+    /// The persistent heap has no room left.
+    OutOfMemory,
+    /// `init` was called twice, or with different fixed settings than the first call.
+    AlreadyInitialised,
+    /// A setting fixed at initialisation was asked to change afterwards.
+    Conflict {
+        /// The setting.
+        setting: &'static str,
+        /// Its active value.
+        active: String,
+        /// The value asked for.
+        requested: String,
+    },
+    /// A runtime call was made before `init`.
+    NotInitialised,
+    /// The persistent root holds a value of another type.
+    RootType {
+        /// The type the caller asked for.
+        expected: String,
+        /// Size and alignment of what the root holds.
+        found: String,
+    },
+    /// The persistent root was already taken in this run.
+    RootTaken,
+    /// A requested facility does not exist on this machine.
+    Unsupported {
+        /// What was asked for.
+        what: String,
+        /// Why it is unavailable and what to use instead.
+        why: String,
+    },
+}
+
+/// `Result` with crthreads' [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// An OS error on an operation without a file.
+    pub(crate) fn os(op: &'static str, errno: Errno) -> Error {
+        Error::Os { op, path: None, errno }
+    }
+
+    /// An OS error on an operation on `path`.
+    pub(crate) fn os_at(op: &'static str, path: impl Into<PathBuf>, errno: Errno) -> Error {
+        Error::Os { op, path: Some(path.into()), errno }
+    }
+
+    /// The OS error number, if this is an OS error.
+    pub fn errno(&self) -> Option<Errno> {
+        match self {
+            Error::Os { errno, .. } => Some(*errno),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Os { op, path: Some(p), errno } => {
+                write!(f, "{op} {}: {errno}", p.display())?;
+                match errno.0 {
+                    libc::ENOSPC => f.write_str(" (the disk is full: free space or point CRTHREADS_DIR elsewhere)"),
+                    libc::EACCES | libc::EPERM | libc::EROFS => {
+                        f.write_str(" (point CRTHREADS_DIR at a directory you can write)")
+                    }
+                    _ => Ok(()),
+                }
+            }
+            Error::Os { op, path: None, errno } => write!(f, "{op}: {errno}"),
+            Error::Config { var, value, expected } => {
+                write!(f, "{var}={value:?} is not valid: expected {expected}")
+            }
+            Error::AddressInUse { base, len, conflict } => write!(
+                f,
+                "the persistent region {:#x}..{:#x} overlaps an existing mapping ({conflict}); \
+                 choose a free range with CRTHREADS_BASE and CRTHREADS_CAPACITY",
+                base,
+                base + len
+            ),
+            Error::Corrupt { path, reason } => write!(f, "{}: {reason}", path.display()),
+            Error::NoValidCheckpoint { dir, reasons } => {
+                write!(f, "no valid checkpoint in {}:", dir.display())?;
+                for r in reasons {
+                    write!(f, "\n  - {r}")?;
+                }
+                write!(f, "\nthe previous state cannot be recovered; remove {} to start fresh", dir.display())
+            }
+            Error::Mismatch { dir, what } => write!(
+                f,
+                "the checkpoint in {} cannot be restored by this process: {what}; run the program \
+                 that wrote it, or remove {} to start fresh",
+                dir.display(),
+                dir.display()
+            ),
+            Error::Insecure { path, reason } => write!(
+                f,
+                "refusing to use {}: {reason} (checkpoints hold code addresses, so they must be \
+                 private: owned by you, not writable by group or others)",
+                path.display()
+            ),
+            Error::SecureExecution => {
+                f.write_str("refusing to checkpoint or restore a setuid/setgid process (AT_SECURE is set)")
+            }
+            Error::DirectoryBusy { dir } => write!(
+                f,
+                "checkpoint directory {} is in use by another running process; wait for it to \
+                 exit or choose another CRTHREADS_DIR",
+                dir.display()
+            ),
+            Error::OutOfMemory => {
+                f.write_str("the persistent heap is full; raise CRTHREADS_CAPACITY (only for a fresh start)")
+            }
+            Error::AlreadyInitialised => f.write_str("crthreads is already initialised"),
+            Error::Conflict { setting, active, requested } => write!(
+                f,
+                "crthreads is already running with {setting} = {active}; it cannot change to \
+                 {requested} now (set CRTHREADS_{} in the environment instead, or CRTHREADS_AUTO=0 \
+                 to initialise from the program)",
+                setting.to_uppercase()
+            ),
+            Error::NotInitialised => f.write_str("crthreads is not initialised: call init first"),
+            Error::RootType { expected, found } => write!(
+                f,
+                "the persistent root holds {found}, not a {expected}; the program's root type \
+                 changed since the checkpoint was written"
+            ),
+            Error::RootTaken => f.write_str("the persistent root was already taken in this run"),
+            Error::Unsupported { what, why } => write!(f, "{what} is not available: {why}"),
+        }
+    }
+}
+
+impl std::error::Error for Error {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errno_display_is_strerror_text() {
+        assert_eq!(Errno(libc::ENOENT).to_string(), "No such file or directory");
+    }
+
+    #[test]
+    fn disk_full_says_what_to_do() {
+        let e = Error::os_at("write", "/x/slot-0", Errno::NOSPC);
+        let s = e.to_string();
+        assert!(s.contains("/x/slot-0") && s.contains("disk is full"), "{s}");
+    }
+
+    #[test]
+    fn config_error_names_variable_and_accepted_values() {
+        let e =
+            Error::Config { var: "CRTHREADS_DURABILITY", value: "fast".into(), expected: "`process` or `sync`".into() };
+        let s = e.to_string();
+        assert!(s.contains("CRTHREADS_DURABILITY") && s.contains("fast") && s.contains("sync"));
+    }
+}

@@ -1,0 +1,60 @@
+//! Failpoints: kill the process with SIGKILL at a named stage of a checkpoint.
+//!
+//! Compiled only with the `failpoints` cargo feature; without it [`hit`] is an empty inline
+//! function. `CRTHREADS_FAILPOINT=<stage>` kills at the first time the stage is reached,
+//! `<stage>@<seq>` only during checkpoint number `seq`. Stages, in the order a checkpoint
+//! reaches them: `before-payload` (the slot is marked as being written), `mid-payload` (half of
+//! the pages are written), `before-commit` (payload, tables and summary written, not the
+//! commit record), `after-commit` (the commit record is written), and `mirror` (the first
+//! checkpoint's copy into the second slot has begun).
+
+/// The stages a checkpoint passes.
+pub const STAGES: [&str; 5] = ["before-payload", "mid-payload", "before-commit", "after-commit", "mirror"];
+
+#[cfg(feature = "failpoints")]
+mod imp {
+    use std::sync::OnceLock;
+
+    static ARMED: OnceLock<Option<(String, Option<u64>)>> = OnceLock::new();
+
+    fn armed() -> &'static Option<(String, Option<u64>)> {
+        ARMED.get_or_init(|| {
+            let v = std::env::var("CRTHREADS_FAILPOINT").ok()?;
+            let (name, seq) = match v.split_once('@') {
+                Some((n, s)) => (n.to_string(), s.parse().ok()),
+                None => (v, None),
+            };
+            if !super::STAGES.contains(&name.as_str()) {
+                crate::sys::write_stderr(&[b"crthreads: unknown CRTHREADS_FAILPOINT stage\n"]);
+                std::process::abort();
+            }
+            Some((name, seq))
+        })
+    }
+
+    /// Parses the variable now (before any checkpoint, while allocation is allowed).
+    pub fn arm() {
+        let _ = armed();
+    }
+
+    /// Dies here if this stage (of checkpoint `seq`) is armed.
+    pub fn hit(stage: &str, seq: u64) {
+        if let Some((name, at)) = armed() {
+            if name == stage && at.is_none_or(|s| s == seq) {
+                crate::sys::proc::kill_self();
+            }
+        }
+    }
+}
+
+#[cfg(not(feature = "failpoints"))]
+mod imp {
+    /// Failpoints are compiled out.
+    #[inline(always)]
+    pub fn arm() {}
+    /// Failpoints are compiled out.
+    #[inline(always)]
+    pub fn hit(_stage: &str, _seq: u64) {}
+}
+
+pub use imp::{arm, hit};

@@ -1,0 +1,231 @@
+//! Thread caches: the allocation fast path.
+//!
+//! Each thread that allocates from the persistent heap claims one [`Cache`] in the region (a
+//! CAS on its `owner` word) and keeps a pointer to it in a thread-local. Allocation pops from
+//! the cache's per-class list, free pushes onto it; only when a list runs empty or overflows
+//! does the thread take a central lock, moving a batch at once.
+//!
+//! The thread-local pointer is null whenever the fast path must not be used: before the heap
+//! is live, while the thread runs runtime code that must allocate volatile memory
+//! ([`internal`]), while the cache is being claimed (claiming may itself allocate: glibc's
+//! `pthread_setspecific` can call `calloc`), and after the thread's cache was given back at
+//! thread exit (a pthread key destructor; later frees in that thread go to the central lists).
+//!
+//! Caches live in the region, so their contents survive a restore; restore marks every cache
+//! free, and the new process's threads adopt them with their objects.
+
+use core::cell::Cell;
+use core::sync::atomic::Ordering;
+
+use super::Ctx;
+use super::meta::{Cache, FreeObj, MAX_CACHES};
+use super::size_class::{batch, cache_max};
+
+/// Thread-local allocator state (no destructor, constant-initialised: access is a plain TLS
+/// load with no lazy-initialisation check).
+pub(crate) struct ThreadState {
+    /// This thread's cache, or null when the fast path is off.
+    pub cache: Cell<*mut Cache>,
+    /// One of the `ST_*` constants.
+    pub state: Cell<u8>,
+    /// Depth of [`internal`] sections.
+    pub internal: Cell<u32>,
+}
+
+/// No cache yet.
+pub(crate) const ST_NONE: u8 = 0;
+/// Claiming a cache right now.
+pub(crate) const ST_CLAIMING: u8 = 1;
+/// A cache is owned.
+pub(crate) const ST_ACTIVE: u8 = 2;
+/// No cache available (all taken) or already given back: use the central lists.
+pub(crate) const ST_NO_CACHE: u8 = 3;
+
+thread_local! {
+    pub(crate) static TLS: ThreadState = const {
+        ThreadState { cache: Cell::new(core::ptr::null_mut()), state: Cell::new(ST_NONE), internal: Cell::new(0) }
+    };
+}
+
+/// The pthread key whose destructor gives a thread's cache back. Created at heap start-up.
+static KEY: core::sync::atomic::AtomicU32 = core::sync::atomic::AtomicU32::new(u32::MAX);
+
+/// Creates the thread-exit hook. Called once, before the heap goes live.
+pub(crate) fn create_exit_key() {
+    if KEY.load(Ordering::Relaxed) != u32::MAX {
+        return;
+    }
+    let mut key: libc::pthread_key_t = 0;
+    // SAFETY: `key` is a valid out-pointer and `release_on_exit` has the destructor signature.
+    if unsafe { libc::pthread_key_create(&mut key, Some(release_on_exit)) } == 0 {
+        KEY.store(key, Ordering::Relaxed);
+    }
+}
+
+/// Runs `f` with this thread's allocations going to volatile memory (runtime bookkeeping that
+/// must not land in, or change, the persistent heap).
+pub fn internal<R>(f: impl FnOnce() -> R) -> R {
+    struct Exit;
+    impl Drop for Exit {
+        fn drop(&mut self) {
+            TLS.with(|t| {
+                let d = t.internal.get() - 1;
+                t.internal.set(d);
+                if d == 0 && t.state.get() == ST_ACTIVE {
+                    // Re-enable the fast path with the cache this thread still owns.
+                    t.cache.set(SAVED.with(|s| s.get()));
+                }
+            });
+        }
+    }
+    TLS.with(|t| {
+        if t.internal.get() == 0 {
+            SAVED.with(|s| s.set(t.cache.get()));
+            t.cache.set(core::ptr::null_mut());
+        }
+        t.internal.set(t.internal.get() + 1);
+    });
+    let _exit = Exit;
+    f()
+}
+
+thread_local! {
+    /// The owned cache while the fast path is disabled by [`internal`].
+    static SAVED: Cell<*mut Cache> = const { Cell::new(core::ptr::null_mut()) };
+}
+
+/// Whether this thread is inside an [`internal`] section.
+#[inline]
+pub(crate) fn in_internal() -> bool {
+    TLS.with(|t| t.internal.get() > 0)
+}
+
+impl Ctx {
+    /// Address of cache `i`.
+    #[inline]
+    pub(crate) fn cache(&self, i: usize) -> *mut Cache {
+        (self.base + crate::sys::PAGE + i * core::mem::size_of::<Cache>()) as *mut Cache
+    }
+
+    /// Claims a free cache for this thread. Returns it, or null if every cache is owned.
+    pub(crate) fn claim_cache(&self) -> *mut Cache {
+        TLS.with(|t| t.state.set(ST_CLAIMING));
+        let mut found = core::ptr::null_mut();
+        for i in 0..MAX_CACHES {
+            let c = self.cache(i);
+            // SAFETY: cache `i` lies in the region's metadata pages; `owner` is an atomic.
+            let owner = unsafe { &(*c).owner };
+            // Acquire: pairs with the Release in `release_cache`, so the previous owner's
+            // writes to the cache are visible before we use it.
+            if owner.load(Ordering::Relaxed) == 0
+                && owner.compare_exchange(0, 1, Ordering::Acquire, Ordering::Relaxed).is_ok()
+            {
+                found = c;
+                break;
+            }
+        }
+        let key = KEY.load(Ordering::Relaxed);
+        if !found.is_null() && key != u32::MAX {
+            // SAFETY: `key` was created by `create_exit_key`; the value is our cache pointer.
+            // This may allocate (re-entering the allocator, which sees ST_CLAIMING and uses the
+            // central lists).
+            unsafe { libc::pthread_setspecific(key, found as *const libc::c_void) };
+        }
+        TLS.with(|t| {
+            if found.is_null() {
+                t.state.set(ST_NO_CACHE);
+            } else {
+                t.state.set(ST_ACTIVE);
+                if t.internal.get() == 0 {
+                    t.cache.set(found);
+                } else {
+                    SAVED.with(|s| s.set(found));
+                }
+            }
+        });
+        found
+    }
+
+    /// Returns every object in cache `c` to the central lists and marks it free.
+    ///
+    /// # Safety
+    /// The calling thread owns `c` and stops using it.
+    pub(crate) unsafe fn release_cache(&self, c: *mut Cache) {
+        // SAFETY: the caller owns the cache, so its bins are ours to drain.
+        unsafe {
+            for cls in 1..super::size_class::NCLASSES {
+                let b = &mut (*c).bins[cls];
+                if b.count > 0 {
+                    self.central_release(cls, b.head, b.count);
+                    b.head = core::ptr::null_mut();
+                    b.count = 0;
+                }
+            }
+            // Release: publishes the drained bins to the next claimer (its Acquire CAS).
+            (*c).owner.store(0, Ordering::Release);
+        }
+    }
+
+    /// Refills bin `cls` of cache `c` from the central list and pops one object.
+    #[cold]
+    pub(crate) unsafe fn refill(&self, c: *mut Cache, cls: usize) -> *mut u8 {
+        // SAFETY: this thread owns `c`; central_fetch hands over unreferenced objects.
+        unsafe {
+            let (list, n) = self.central_fetch(cls, batch(cls));
+            if n == 0 {
+                return core::ptr::null_mut();
+            }
+            let b = &mut (*c).bins[cls];
+            b.head = (*list).next;
+            b.count = n - 1;
+            list.cast()
+        }
+    }
+
+    /// Moves a batch from an overfull bin back to the central list.
+    #[cold]
+    pub(crate) unsafe fn flush_bin(&self, c: *mut Cache, cls: usize) {
+        // SAFETY: this thread owns `c`; the first `n` objects of the list are detached before
+        // being handed to the central list.
+        unsafe {
+            let b = &mut (*c).bins[cls];
+            let n = batch(cls).min(b.count);
+            let head = b.head;
+            let mut last = head;
+            for _ in 1..n {
+                last = (*last).next;
+            }
+            b.head = (*last).next;
+            b.count -= n;
+            (*last).next = core::ptr::null_mut();
+            self.central_release(cls, head, n);
+        }
+    }
+
+    /// Pushes `obj` of class `cls` onto cache `c`.
+    #[inline(always)]
+    pub(crate) unsafe fn cache_push(&self, c: *mut Cache, cls: usize, obj: *mut FreeObj) {
+        // SAFETY: this thread owns `c`; `obj` is a freed object of class `cls`.
+        unsafe {
+            let b = &mut (*c).bins[cls];
+            (*obj).next = b.head;
+            b.head = obj;
+            b.count += 1;
+            if b.count > cache_max(cls) {
+                self.flush_bin(c, cls);
+            }
+        }
+    }
+}
+
+/// pthread key destructor: the thread is exiting; give its cache back.
+unsafe extern "C" fn release_on_exit(p: *mut libc::c_void) {
+    let Some(ctx) = super::ctx() else { return };
+    TLS.with(|t| {
+        t.cache.set(core::ptr::null_mut());
+        t.state.set(ST_NO_CACHE);
+    });
+    SAVED.with(|s| s.set(core::ptr::null_mut()));
+    // SAFETY: the key's value is the cache this thread claimed, and the thread is exiting.
+    unsafe { ctx.release_cache(p.cast()) };
+}

@@ -1,0 +1,835 @@
+//! The persistent heap: a thread-caching allocator whose every byte of state lives in the region.
+//!
+//! ```text
+//!   malloc/free ──► thread cache (per class, no lock) ──batch──► central list (lock per class)
+//!        │                                                            │ spans
+//!        └─ > 32 KiB ─────────────────────────────────────────► page heap (one lock): runs,
+//!                                                                 bins, coalescing, `top`
+//! ```
+//!
+//! Before the heap is live, inside [`internal`] sections, and for blocks that were allocated
+//! there, memory comes from [`volatile`]; `free` and `realloc` dispatch by address.
+//!
+//! Invariants (checked by [`check_invariants`]):
+//! - the heap area below `top` is tiled by runs: free runs (in the bin for their length, never
+//!   adjacent to another free run), small spans (every page carries the class) and large runs;
+//! - a small span's objects are either handed out (`used`), on its free list, or above its bump
+//!   index, and it is on the partial list iff it has an object to give;
+//! - pages at or above `top` read as zero.
+
+#![allow(unsafe_code)] // An allocator: raw memory, page-map entries read without references.
+
+mod cache;
+mod central;
+pub(crate) mod meta;
+mod page_heap;
+pub(crate) mod size_class;
+pub mod volatile;
+
+use core::alloc::{GlobalAlloc, Layout};
+use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+pub use cache::internal;
+use cache::{ST_NONE, TLS};
+use meta::{
+    CACHES_PER_PAGE, FreeObj, HEAP_MAGIC, HEAP_VERSION, HeapHeader, MAX_CACHES, NIL, PageEntry, RegionLayout, kind,
+};
+use size_class::{NCLASSES, SIZES, SMALL_MAX, class_for, class_of, objects_per_span};
+
+use crate::error::{Error, Result};
+use crate::sys::PAGE;
+
+/// Addresses of the live heap, published once by [`go_live`].
+struct Globals {
+    live: AtomicBool,
+    base: AtomicUsize,
+    capacity: AtomicUsize,
+    pagemap: AtomicUsize,
+    heap_base: AtomicUsize,
+    /// Bytes in the heap area; 0 until live. Stored last (Release) and read first (Acquire).
+    heap_len: AtomicUsize,
+}
+
+static G: Globals = Globals {
+    live: AtomicBool::new(false),
+    base: AtomicUsize::new(0),
+    capacity: AtomicUsize::new(0),
+    pagemap: AtomicUsize::new(0),
+    heap_base: AtomicUsize::new(0),
+    heap_len: AtomicUsize::new(0),
+};
+
+/// Raw access to the live heap's metadata. Copyable; all methods that touch metadata are
+/// `unsafe` and state which lock they need.
+#[derive(Clone, Copy)]
+pub(crate) struct Ctx {
+    pub(crate) base: usize,
+    pagemap: usize,
+    heap_base: usize,
+    heap_pages: usize,
+}
+
+/// The live heap, or `None` before [`go_live`].
+#[inline]
+pub(crate) fn ctx() -> Option<Ctx> {
+    // Acquire: pairs with the Release in `go_live`; the other fields are then initialised.
+    if !G.live.load(Ordering::Acquire) {
+        return None;
+    }
+    Some(Ctx {
+        base: G.base.load(Ordering::Relaxed),
+        pagemap: G.pagemap.load(Ordering::Relaxed),
+        heap_base: G.heap_base.load(Ordering::Relaxed),
+        heap_pages: G.heap_len.load(Ordering::Relaxed) / PAGE,
+    })
+}
+
+impl Ctx {
+    fn from_layout(l: &RegionLayout) -> Ctx {
+        Ctx {
+            base: l.base,
+            pagemap: l.page_addr(l.pagemap_start),
+            heap_base: l.page_addr(l.heap_start),
+            heap_pages: l.heap_pages,
+        }
+    }
+
+    #[inline(always)]
+    pub(crate) fn hdr(&self) -> *mut HeapHeader {
+        self.base as *mut HeapHeader
+    }
+
+    /// Page-map entry of heap page `pg`.
+    #[inline(always)]
+    pub(crate) fn pe(&self, pg: u32) -> *mut PageEntry {
+        debug_assert!((pg as usize) < self.heap_pages);
+        (self.pagemap + pg as usize * core::mem::size_of::<PageEntry>()) as *mut PageEntry
+    }
+
+    /// Address of heap page `pg`.
+    #[inline(always)]
+    pub(crate) fn page_addr(&self, pg: u32) -> usize {
+        self.heap_base + pg as usize * PAGE
+    }
+
+    /// Heap page containing `addr` (which must lie in the heap area).
+    #[inline(always)]
+    pub(crate) fn page_of(&self, addr: usize) -> u32 {
+        ((addr - self.heap_base) / PAGE) as u32
+    }
+
+    fn set_large(&self, pg: u32, n: u32) {
+        // SAFETY: called with the page-heap lock held on a run the caller owns.
+        unsafe {
+            *self.pe(pg) = PageEntry { kind: kind::LARGE_HEAD, npages: n, ..PageEntry::default() };
+            if n > 1 {
+                *self.pe(pg + n - 1) = PageEntry { kind: kind::LARGE_TAIL, npages: n - 1, ..PageEntry::default() };
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Life cycle.
+
+/// Writes an empty heap into a freshly mapped (zeroed) region.
+///
+/// # Safety
+/// The region described by `l` must be mapped read-write, zeroed, and unused.
+pub(crate) unsafe fn format(l: &RegionLayout) {
+    let ctx = Ctx::from_layout(l);
+    // SAFETY: the caller guarantees exclusive access to the zeroed region.
+    unsafe {
+        let h = &mut *ctx.hdr();
+        h.magic = HEAP_MAGIC;
+        h.version = HEAP_VERSION;
+        h.page_size = PAGE as u32;
+        h.base = l.base as u64;
+        h.capacity = l.capacity as u64;
+        h.pagemap_start = l.pagemap_start as u32;
+        h.heap_start = l.heap_start as u32;
+        h.pages.top = 0;
+        h.pages.limit = l.heap_pages as u32;
+        h.pages.bins = [NIL; meta::EXACT_BINS + 1];
+        for c in h.central.iter_mut() {
+            c.partial = NIL;
+        }
+        for i in 0..MAX_CACHES {
+            (*ctx.cache(i)).index = i as u32;
+        }
+    }
+}
+
+/// Checks a restored heap header against the region and makes it usable by this process:
+/// every lock and every thread cache belonged to threads of the process that wrote it.
+///
+/// # Safety
+/// The region must be mapped and no thread may use the heap yet.
+pub(crate) unsafe fn adopt(l: &RegionLayout) -> std::result::Result<(), String> {
+    let ctx = Ctx::from_layout(l);
+    // SAFETY: the caller guarantees exclusive access; the header page is mapped.
+    unsafe {
+        let h = &mut *ctx.hdr();
+        if h.magic != HEAP_MAGIC {
+            return Err("the heap header's magic number is wrong".into());
+        }
+        if h.version != HEAP_VERSION {
+            return Err(format!("heap layout version {} (this build reads {HEAP_VERSION})", h.version));
+        }
+        if h.base != l.base as u64 || h.capacity != l.capacity as u64 {
+            return Err(format!(
+                "heap at {:#x} ({} bytes), region at {:#x} ({} bytes)",
+                h.base, h.capacity, l.base, l.capacity
+            ));
+        }
+        if h.pagemap_start as usize != l.pagemap_start
+            || h.heap_start as usize != l.heap_start
+            || h.pages.limit as usize != l.heap_pages
+            || h.pages.top > h.pages.limit
+        {
+            return Err("the heap header's layout does not match the region".into());
+        }
+        h.pages.lock.reset();
+        for c in h.central.iter() {
+            c.lock.reset();
+        }
+        for i in 0..MAX_CACHES {
+            (*ctx.cache(i)).owner.store(0, Ordering::Relaxed);
+        }
+    }
+    Ok(())
+}
+
+/// Publishes the heap: from now on allocations go to the region.
+pub(crate) fn go_live(l: &RegionLayout) {
+    cache::create_exit_key();
+    let ctx = Ctx::from_layout(l);
+    G.base.store(ctx.base, Ordering::Relaxed);
+    G.capacity.store(l.capacity, Ordering::Relaxed);
+    G.pagemap.store(ctx.pagemap, Ordering::Relaxed);
+    G.heap_base.store(ctx.heap_base, Ordering::Relaxed);
+    // Release: pairs with the Acquire loads of heap_len and live.
+    G.heap_len.store(ctx.heap_pages * PAGE, Ordering::Release);
+    G.live.store(true, Ordering::Release);
+}
+
+/// Whether the persistent heap serves allocations.
+pub fn is_live() -> bool {
+    G.live.load(Ordering::Acquire)
+}
+
+/// Whether `p` points into the persistent region.
+#[inline]
+pub fn in_region(p: *const u8) -> bool {
+    (p as usize).wrapping_sub(G.base.load(Ordering::Relaxed)) < G.capacity.load(Ordering::Relaxed)
+}
+
+/// Region pages holding data (`(first page, count)` triples): header and caches, the used part
+/// of the page map, and the used part of the heap area.
+pub(crate) fn live_extents(l: &RegionLayout) -> [(usize, usize); 3] {
+    let ctx = Ctx::from_layout(l);
+    // SAFETY: the header is mapped; `top` is read racily, which callers that need an exact
+    // value avoid by holding `lock_all`.
+    let top = unsafe { core::ptr::addr_of!((*ctx.hdr()).pages.top).read_volatile() };
+    l.live_extents(top as usize)
+}
+
+/// Takes every lock of the heap (central lists in class order, then the page heap), so that
+/// its shared metadata is consistent and stays so until [`unlock_all`].
+pub(crate) fn lock_all() {
+    let Some(ctx) = ctx() else { return };
+    // SAFETY: the header is mapped while live; locks are taken in the documented order.
+    unsafe {
+        for c in (*ctx.hdr()).central.iter() {
+            c.lock.lock();
+        }
+        (*ctx.hdr()).pages.lock.lock();
+    }
+}
+
+/// Releases what [`lock_all`] took.
+pub(crate) fn unlock_all() {
+    let Some(ctx) = ctx() else { return };
+    // SAFETY: this thread took every lock in `lock_all`.
+    unsafe {
+        (*ctx.hdr()).pages.lock.unlock();
+        for c in (*ctx.hdr()).central.iter().rev() {
+            c.lock.unlock();
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Allocation.
+
+/// Allocates `size` bytes aligned to 16. Null when out of memory.
+#[inline]
+pub fn malloc(size: usize) -> *mut u8 {
+    if size <= SMALL_MAX {
+        let cls = class_of(size);
+        let p = TLS.with(|t| {
+            let c = t.cache.get();
+            if c.is_null() {
+                return core::ptr::null_mut();
+            }
+            // SAFETY: a non-null cache pointer is a cache this thread owns in the live heap.
+            unsafe {
+                let b = &mut (*c).bins[cls];
+                let h = b.head;
+                if !h.is_null() {
+                    b.head = (*h).next;
+                    b.count -= 1;
+                }
+                h.cast::<u8>()
+            }
+        });
+        if !p.is_null() {
+            return p;
+        }
+    }
+    alloc_slow(size, 16, false)
+}
+
+/// Allocates `size` bytes aligned to `align` (a power of two), zeroed if `zero`.
+#[inline]
+pub fn alloc(size: usize, align: usize, zero: bool) -> *mut u8 {
+    if align <= 16 && !zero {
+        return malloc(size);
+    }
+    alloc_slow(size, align, zero)
+}
+
+#[cold]
+fn alloc_slow(size: usize, align: usize, zero: bool) -> *mut u8 {
+    let ctx = match ctx() {
+        Some(c) if !cache::in_internal() => c,
+        _ => return volatile_alloc(size, align, zero),
+    };
+    let p = match class_for(size, align) {
+        Some(cls) => {
+            // SAFETY: the heap is live; small objects come from this thread's cache or the
+            // central list of `cls`.
+            let p = unsafe { small_alloc(&ctx, cls) };
+            if zero && !p.is_null() {
+                // SAFETY: the object has SIZES[cls] >= size bytes and is ours.
+                unsafe { core::ptr::write_bytes(p, 0, size) };
+            }
+            p
+        }
+        None => large_alloc(&ctx, size, align, zero),
+    };
+    if p.is_null() {
+        return p;
+    }
+    p
+}
+
+fn volatile_alloc(size: usize, align: usize, zero: bool) -> *mut u8 {
+    let p = volatile::alloc(size, align);
+    if zero && !p.is_null() {
+        // SAFETY: the block has at least `size` bytes.
+        unsafe { core::ptr::write_bytes(p, 0, size) };
+    }
+    p
+}
+
+unsafe fn small_alloc(ctx: &Ctx, cls: usize) -> *mut u8 {
+    let (c, state) = TLS.with(|t| (t.cache.get(), t.state.get()));
+    // SAFETY (whole fn): caches returned by claim/TLS are owned by this thread.
+    unsafe {
+        if !c.is_null() {
+            let b = &mut (*c).bins[cls];
+            if !b.head.is_null() {
+                let h = b.head;
+                b.head = (*h).next;
+                b.count -= 1;
+                return h.cast();
+            }
+            return ctx.refill(c, cls);
+        }
+        if state == ST_NONE {
+            let c = ctx.claim_cache();
+            if !c.is_null() {
+                return ctx.refill(c, cls);
+            }
+        }
+        let (obj, n) = ctx.central_fetch(cls, 1);
+        if n == 0 { core::ptr::null_mut() } else { obj.cast() }
+    }
+}
+
+fn large_alloc(ctx: &Ctx, size: usize, align: usize, zero: bool) -> *mut u8 {
+    let Some(n) = size.max(1).checked_add(PAGE - 1).map(|s| s / PAGE) else {
+        return core::ptr::null_mut();
+    };
+    if n >= ctx.heap_pages {
+        return core::ptr::null_mut();
+    }
+    let align_pages = (align / PAGE).max(1);
+    if align_pages >= ctx.heap_pages {
+        return core::ptr::null_mut();
+    }
+    // SAFETY: the header is mapped; the run is ours once alloc_run returns it.
+    let got = unsafe {
+        let pages = &(*ctx.hdr()).pages;
+        pages.lock.with(|| {
+            let r = ctx.alloc_run(n as u32, align_pages as u32);
+            if let Some((pg, _)) = r {
+                ctx.set_large(pg, n as u32);
+            }
+            r
+        })
+    };
+    let Some((pg, zeroed)) = got else { return core::ptr::null_mut() };
+    let p = ctx.page_addr(pg) as *mut u8;
+    if zero && !zeroed {
+        // SAFETY: the run has n * PAGE >= size bytes and is ours.
+        unsafe { core::ptr::write_bytes(p, 0, size) };
+    }
+    p
+}
+
+/// Frees a block from [`malloc`], [`alloc`] or [`realloc`] (or a volatile block).
+///
+/// # Safety
+/// `p` is null or a live block returned by this allocator.
+#[inline]
+pub unsafe fn free(p: *mut u8) {
+    // Acquire: pairs with `go_live`, so pagemap/heap_base are valid when heap_len is non-zero.
+    let len = G.heap_len.load(Ordering::Acquire);
+    let off = (p as usize).wrapping_sub(G.heap_base.load(Ordering::Relaxed));
+    if off < len {
+        let pe = G.pagemap.load(Ordering::Relaxed) + (off / PAGE) * core::mem::size_of::<PageEntry>();
+        // SAFETY: `p` is in the heap area, so its page entry is mapped; the class of a page
+        // holding a live small object does not change while the object lives.
+        let cls = unsafe { (*(pe as *const PageEntry)).class } as usize;
+        if cls != 0 {
+            let done = TLS.with(|t| {
+                let c = t.cache.get();
+                if c.is_null() {
+                    return false;
+                }
+                // SAFETY: the heap is live (heap_len != 0) and `c` is this thread's cache.
+                unsafe { ctx_unchecked().cache_push(c, cls, p.cast()) };
+                true
+            });
+            if done {
+                return;
+            }
+        }
+    }
+    // SAFETY: forwarded.
+    unsafe { free_slow(p) }
+}
+
+/// The live heap's context, without the liveness check.
+#[inline(always)]
+fn ctx_unchecked() -> Ctx {
+    Ctx {
+        base: G.base.load(Ordering::Relaxed),
+        pagemap: G.pagemap.load(Ordering::Relaxed),
+        heap_base: G.heap_base.load(Ordering::Relaxed),
+        heap_pages: G.heap_len.load(Ordering::Relaxed) / PAGE,
+    }
+}
+
+#[cold]
+unsafe fn free_slow(p: *mut u8) {
+    if p.is_null() {
+        return;
+    }
+    if !in_region(p) {
+        // SAFETY: blocks outside the region come from the volatile allocator.
+        unsafe { volatile::free(p) };
+        return;
+    }
+    let Some(ctx) = ctx() else { crate::sys::fatal("free(): pointer into the region before the heap is live") };
+    let addr = p as usize;
+    if addr < ctx.heap_base || addr >= ctx.heap_base + ctx.heap_pages * PAGE {
+        crate::sys::fatal("free(): invalid pointer (into the heap's metadata)");
+    }
+    let pg = ctx.page_of(addr);
+    // SAFETY: `pg` is a heap page; see the per-kind comments.
+    unsafe {
+        let e = *ctx.pe(pg);
+        match e.kind {
+            kind::SMALL_HEAD | kind::SMALL_BODY => {
+                let cls = e.class as usize;
+                let (c, state) = TLS.with(|t| (t.cache.get(), t.state.get()));
+                if !c.is_null() {
+                    ctx.cache_push(c, cls, p.cast());
+                } else if state == ST_NONE && !cache::in_internal() {
+                    let c = ctx.claim_cache();
+                    if c.is_null() {
+                        release_one(&ctx, cls, p);
+                    } else {
+                        ctx.cache_push(c, cls, p.cast());
+                    }
+                } else {
+                    release_one(&ctx, cls, p);
+                }
+            }
+            kind::LARGE_HEAD if addr % PAGE == 0 => {
+                let pages = &(*ctx.hdr()).pages;
+                pages.lock.with(|| ctx.free_run(pg, e.npages));
+            }
+            _ => crate::sys::fatal("free(): invalid pointer (not an allocated block, or freed twice)"),
+        }
+    }
+}
+
+unsafe fn release_one(ctx: &Ctx, cls: usize, p: *mut u8) {
+    let obj = p.cast::<FreeObj>();
+    // SAFETY: `p` is a freed object of class `cls`; a one-element list.
+    unsafe {
+        (*obj).next = core::ptr::null_mut();
+        ctx.central_release(cls, obj, 1);
+    }
+}
+
+/// Usable size of a live block.
+///
+/// # Safety
+/// `p` is a live block returned by this allocator.
+pub unsafe fn usable_size(p: *mut u8) -> usize {
+    if !in_region(p) {
+        // SAFETY: forwarded.
+        return unsafe { volatile::usable_size(p) };
+    }
+    let ctx = ctx_unchecked();
+    // SAFETY: a live region block has an authoritative entry on its page.
+    let e = unsafe { *ctx.pe(ctx.page_of(p as usize)) };
+    match e.kind {
+        kind::SMALL_HEAD | kind::SMALL_BODY => SIZES[e.class as usize] as usize,
+        kind::LARGE_HEAD => e.npages as usize * PAGE,
+        _ => 0,
+    }
+}
+
+/// Resizes a block to `size` bytes aligned to `align`, in place when possible. On failure
+/// returns null and leaves the block untouched.
+///
+/// # Safety
+/// `p` is null or a live block of this allocator whose alignment was `align`.
+pub unsafe fn realloc(p: *mut u8, size: usize, align: usize) -> *mut u8 {
+    if p.is_null() {
+        return alloc(size, align, false);
+    }
+    // SAFETY (whole fn): `p` is live; in-place paths only change metadata under its lock.
+    unsafe {
+        let old = usable_size(p);
+        if in_region(p) {
+            let ctx = ctx_unchecked();
+            let pg = ctx.page_of(p as usize);
+            let e = *ctx.pe(pg);
+            if e.kind == kind::LARGE_HEAD && (size > SMALL_MAX || align > PAGE) {
+                let new_n = size.div_ceil(PAGE).max(1);
+                if new_n <= e.npages as usize {
+                    if new_n < e.npages as usize {
+                        let pages = &(*ctx.hdr()).pages;
+                        pages.lock.with(|| {
+                            ctx.shrink_run(pg, e.npages, new_n as u32);
+                            ctx.set_large(pg, new_n as u32);
+                        });
+                    }
+                    return p;
+                }
+                if new_n < ctx.heap_pages {
+                    let pages = &(*ctx.hdr()).pages;
+                    let grown = pages.lock.with(|| {
+                        let r = ctx.grow_run(pg, e.npages, new_n as u32);
+                        if r.is_some() {
+                            ctx.set_large(pg, new_n as u32);
+                        }
+                        r
+                    });
+                    if grown.is_some() {
+                        return p;
+                    }
+                }
+            } else if (e.kind == kind::SMALL_HEAD || e.kind == kind::SMALL_BODY)
+                && class_for(size, align) == Some(e.class as usize)
+            {
+                return p;
+            }
+        } else if size <= old && size * 2 >= old && align <= 16 {
+            return p;
+        }
+        let q = alloc(size, align, false);
+        if !q.is_null() {
+            core::ptr::copy_nonoverlapping(p, q, old.min(size));
+            free(p);
+        }
+        q
+    }
+}
+
+/// The global allocator for Rust programs: `#[global_allocator] static A: CrAlloc = CrAlloc;`
+///
+/// Memory allocated after [`crate::init`] lives in the persistent heap.
+pub struct CrAlloc;
+
+// SAFETY: the allocator returns blocks of at least the requested size and alignment that
+// stay valid until freed, and never unwinds.
+unsafe impl GlobalAlloc for CrAlloc {
+    #[inline]
+    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
+        alloc(l.size(), l.align(), false)
+    }
+    #[inline]
+    unsafe fn dealloc(&self, p: *mut u8, _l: Layout) {
+        // SAFETY: GlobalAlloc's contract: `p` was allocated by this allocator.
+        unsafe { free(p) }
+    }
+    #[inline]
+    unsafe fn alloc_zeroed(&self, l: Layout) -> *mut u8 {
+        alloc(l.size(), l.align(), true)
+    }
+    #[inline]
+    unsafe fn realloc(&self, p: *mut u8, l: Layout, new_size: usize) -> *mut u8 {
+        // SAFETY: GlobalAlloc's contract: `p` is live with layout `l`.
+        unsafe { realloc(p, new_size, l.align()) }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The persistent root.
+
+/// Address, size and alignment of the root object and its type hash, or `None`.
+pub(crate) fn root() -> Option<(usize, usize, usize, u64)> {
+    let ctx = ctx()?;
+    // SAFETY: the header is mapped while live; the root fields are guarded by the page lock.
+    unsafe {
+        let h = ctx.hdr();
+        (*h).pages.lock.with(|| {
+            ((*h).root != 0)
+                .then(|| ((*h).root as usize, (*h).root_size as usize, (*h).root_align as usize, (*h).root_type))
+        })
+    }
+}
+
+/// Records `addr` as the persistent root.
+pub(crate) fn set_root(addr: usize, size: usize, align: usize, ty: u64) {
+    let Some(ctx) = ctx() else { return };
+    // SAFETY: as in `root`.
+    unsafe {
+        let h = ctx.hdr();
+        (*h).pages.lock.with(|| {
+            (*h).root = addr as u64;
+            (*h).root_size = size as u64;
+            (*h).root_align = align as u64;
+            (*h).root_type = ty;
+        });
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Invariants.
+
+/// What [`check_invariants`] counted.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct HeapReport {
+    /// Pages of the heap area in use (`top`).
+    pub top_pages: usize,
+    /// Pages in free runs.
+    pub free_pages: usize,
+    /// Pages in large allocations.
+    pub large_pages: usize,
+    /// Large allocations.
+    pub large_runs: usize,
+    /// Small spans.
+    pub spans: usize,
+    /// Small objects handed out (to the program or to thread caches), by class.
+    pub used: Vec<usize>,
+    /// Small objects sitting in thread caches, by class.
+    pub cached: Vec<usize>,
+}
+
+/// Walks the whole heap and checks its invariants. Other threads must not use the heap
+/// meanwhile. Returns counts for callers that compare against a model.
+pub fn check_invariants() -> std::result::Result<HeapReport, String> {
+    let Some(ctx) = ctx() else { return Err("the heap is not live".into()) };
+    internal(|| {
+        lock_all();
+        // SAFETY: every heap lock is held and other threads are quiescent by contract.
+        let r = unsafe { check_locked(&ctx) };
+        unlock_all();
+        r
+    })
+}
+
+unsafe fn check_locked(ctx: &Ctx) -> std::result::Result<HeapReport, String> {
+    use std::collections::HashSet;
+    let mut rep = HeapReport { used: vec![0; NCLASSES], cached: vec![0; NCLASSES], ..Default::default() };
+    // SAFETY (whole fn): all locks are held; every page visited is below `top`.
+    unsafe {
+        let h = &*ctx.hdr();
+        let top = h.pages.top;
+        rep.top_pages = top as usize;
+        if top > h.pages.limit {
+            return Err(format!("top {top} beyond limit {}", h.pages.limit));
+        }
+        let mut binned = HashSet::new();
+        for (b, &head) in h.pages.bins.iter().enumerate() {
+            let mut pg = head;
+            let mut prev = NIL;
+            while pg != NIL {
+                if pg >= top || !binned.insert(pg) {
+                    return Err(format!("bin {b}: bad or repeated run {pg}"));
+                }
+                let e = *ctx.pe(pg);
+                let want_bin =
+                    if (e.npages as usize) <= meta::EXACT_BINS { e.npages as usize - 1 } else { meta::EXACT_BINS };
+                if e.kind != kind::FREE_HEAD || want_bin != b || e.prev != prev {
+                    return Err(format!("bin {b}: run {pg} is {e:?}"));
+                }
+                prev = pg;
+                pg = e.next;
+            }
+        }
+        let mut partial: Vec<HashSet<u32>> = vec![HashSet::new(); NCLASSES];
+        for (c, set) in partial.iter_mut().enumerate().skip(1) {
+            let mut pg = h.central[c].partial;
+            while pg != NIL {
+                if !set.insert(pg) {
+                    return Err(format!("class {c}: partial list loops at {pg}"));
+                }
+                pg = (*ctx.pe(pg)).next;
+            }
+        }
+        let mut pg = 0u32;
+        let mut prev_free = false;
+        let mut free_pages = 0usize;
+        let mut spans_by_class = vec![0u32; NCLASSES];
+        while pg < top {
+            let e = *ctx.pe(pg);
+            let n = e.npages;
+            if n == 0 || pg.checked_add(n).is_none_or(|end| end > top) {
+                return Err(format!("page {pg}: run of {n} pages crosses top {top}: {e:?}"));
+            }
+            let last = pg + n - 1;
+            match e.kind {
+                kind::FREE_HEAD => {
+                    if prev_free {
+                        return Err(format!("page {pg}: two adjacent free runs"));
+                    }
+                    if !binned.remove(&pg) {
+                        return Err(format!("page {pg}: free run missing from its bin"));
+                    }
+                    if n > 1 {
+                        let t = *ctx.pe(last);
+                        if t.kind != kind::FREE_TAIL || t.npages != n - 1 {
+                            return Err(format!("page {pg}: free run tail is {t:?}"));
+                        }
+                    }
+                    free_pages += n as usize;
+                    prev_free = true;
+                }
+                kind::LARGE_HEAD => {
+                    if n > 1 {
+                        let t = *ctx.pe(last);
+                        if t.kind != kind::LARGE_TAIL || t.npages != n - 1 {
+                            return Err(format!("page {pg}: large run tail is {t:?}"));
+                        }
+                    }
+                    rep.large_pages += n as usize;
+                    rep.large_runs += 1;
+                    prev_free = false;
+                }
+                kind::SMALL_HEAD => {
+                    let c = e.class as usize;
+                    if c == 0 || c >= NCLASSES || n != size_class::SPAN_PAGES[c] as u32 {
+                        return Err(format!("page {pg}: bad span {e:?}"));
+                    }
+                    for i in 1..n {
+                        let b = *ctx.pe(pg + i);
+                        if b.kind != kind::SMALL_BODY || b.class as usize != c || b.npages != i {
+                            return Err(format!("page {}: bad span body {b:?}", pg + i));
+                        }
+                    }
+                    let nobj = objects_per_span(c);
+                    let base = ctx.page_addr(pg);
+                    let mut free_list = 0u32;
+                    let mut off = e.free_head;
+                    while off != 0 {
+                        let o = off as usize - 1;
+                        if o % SIZES[c] as usize != 0 || o / SIZES[c] as usize >= e.bump as usize {
+                            return Err(format!("span {pg}: free object at bad offset {o}"));
+                        }
+                        free_list += 1;
+                        if free_list > nobj {
+                            return Err(format!("span {pg}: free list loops"));
+                        }
+                        let next = (*((base + o) as *const FreeObj)).next;
+                        off = if next.is_null() { 0 } else { (next as usize - base + 1) as u32 };
+                    }
+                    if e.bump > nobj || e.used + free_list + (nobj - e.bump) != nobj {
+                        return Err(format!(
+                            "span {pg}: used {} + free {free_list} + never {} != {nobj}",
+                            e.used,
+                            nobj - e.bump
+                        ));
+                    }
+                    if e.used == 0 {
+                        return Err(format!("span {pg}: empty span not returned"));
+                    }
+                    let has_free = free_list > 0 || e.bump < nobj;
+                    if has_free != partial[c].remove(&pg) {
+                        return Err(format!("span {pg}: partial-list membership wrong (has free: {has_free})"));
+                    }
+                    rep.used[c] += e.used as usize;
+                    rep.spans += 1;
+                    spans_by_class[c] += 1;
+                    prev_free = false;
+                }
+                _ => return Err(format!("page {pg}: expected a run head, found {e:?}")),
+            }
+            pg += n;
+        }
+        if !binned.is_empty() {
+            return Err(format!("bins hold runs that are not in the heap: {binned:?}"));
+        }
+        if free_pages != h.pages.free_pages as usize {
+            return Err(format!("free pages {free_pages} != counter {}", h.pages.free_pages));
+        }
+        rep.free_pages = free_pages;
+        for c in 1..NCLASSES {
+            if !partial[c].is_empty() {
+                return Err(format!("class {c}: partial list holds non-spans {:?}", partial[c]));
+            }
+            if spans_by_class[c] != h.central[c].spans {
+                return Err(format!("class {c}: {} spans, counter {}", spans_by_class[c], h.central[c].spans));
+            }
+        }
+        for i in 0..MAX_CACHES {
+            let cache = &*ctx.cache(i);
+            for c in 1..NCLASSES {
+                let mut n = 0u32;
+                let mut o = cache.bins[c].head;
+                while !o.is_null() {
+                    let a = o as usize;
+                    if a < ctx.heap_base || a >= ctx.page_addr(top) {
+                        return Err(format!("cache {i} class {c}: object {a:#x} outside the heap"));
+                    }
+                    let pe = *ctx.pe(ctx.page_of(a));
+                    if pe.class as usize != c {
+                        return Err(format!("cache {i} class {c}: object {a:#x} of class {}", pe.class));
+                    }
+                    n += 1;
+                    o = (*o).next;
+                }
+                if n != cache.bins[c].count {
+                    return Err(format!("cache {i} class {c}: {n} objects, count {}", cache.bins[c].count));
+                }
+                rep.cached[c] += n as usize;
+            }
+        }
+        let _ = CACHES_PER_PAGE;
+    }
+    Ok(rep)
+}
+
+/// Maps [`Error::OutOfMemory`] for callers that want a `Result`.
+pub(crate) fn oom<T>(p: *mut T) -> Result<core::ptr::NonNull<T>> {
+    core::ptr::NonNull::new(p).ok_or(Error::OutOfMemory)
+}

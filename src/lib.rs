@@ -1,0 +1,87 @@
+//! crthreads: crash-resumable programs.
+//!
+//! Every allocation of the program lives in a persistent region at a fixed address. A
+//! checkpoint copies the pages changed since the last one into the inactive half of a
+//! double-buffered store and commits it atomically; after a crash (kill -9, OOM kill, power
+//! loss in `sync` mode) running the program again finds its heap exactly as it was at the last
+//! checkpoint, pointers included.
+//!
+//! ```text
+//!   program ──malloc/free──► heap ──(pages)──► region (fixed address, MAP_NORESERVE)
+//!      │                                          ▲  │
+//!      └── checkpoint() ──► ckpt ──► track ───────┘  │ dirty pages
+//!                            │                       ▼
+//!                            └───────────────────► store ──► slot-0 / slot-1 (crc32c)
+//!   init() ──► restore: store ──► region ──► heap adopts its metadata
+//! ```
+//!
+//! Glossary:
+//! - **region**: the fixed-address mapping holding the persistent heap and its metadata.
+//! - **page**: 4 KiB of the region; the unit of tracking and of checkpoint I/O.
+//! - **slot**: one of the two checkpoint files; a checkpoint writes the inactive one.
+//! - **seq / epoch**: checkpoint sequence number; a page's epoch in a slot is the seq of the
+//!   checkpoint that last wrote it there.
+//! - **pending**: per slot, the pages it lacks relative to memory.
+//! - **extent**: a run of live pages (metadata, page map, heap area in use).
+//! - **volatile**: memory outside the region (never checkpointed).
+//!
+//! Rust programs set the allocator and call [`init`] first thing:
+//!
+//! ```no_run
+//! #[global_allocator]
+//! static A: crthreads::CrAlloc = crthreads::CrAlloc;
+//!
+//! fn main() -> Result<(), crthreads::Error> {
+//!     let start = crthreads::init(crthreads::Config::from_env()?)?;
+//!     // SAFETY: the root holds only persistent data.
+//!     let mut counter = unsafe { crthreads::root(|| 0u64) }?;
+//!     while *counter < 10 {
+//!         *counter += 1;
+//!         crthreads::checkpoint()?;
+//!     }
+//!     println!("{start:?}, counter = {}", *counter);
+//!     Ok(())
+//! }
+//! ```
+#![deny(unsafe_code, unsafe_op_in_unsafe_fn)]
+#![warn(missing_docs)]
+
+#[cfg(not(loom))]
+pub mod ckpt;
+#[cfg(not(loom))]
+pub mod config;
+#[cfg(not(loom))]
+pub mod error;
+#[cfg(not(loom))]
+pub mod failpoint;
+#[cfg(not(loom))]
+pub mod heap;
+#[cfg(not(loom))]
+pub mod identity;
+mod loom;
+#[cfg(not(loom))]
+pub mod region;
+#[cfg(not(loom))]
+mod runtime;
+#[cfg(not(loom))]
+pub mod store;
+pub mod sync;
+#[cfg(not(loom))]
+#[doc(hidden)]
+pub mod sys;
+#[cfg(not(loom))]
+pub mod track;
+
+#[cfg(not(loom))]
+pub use ckpt::Stats;
+#[cfg(not(loom))]
+pub use config::{Config, Durability, Overrides, TrackerKind};
+#[cfg(not(loom))]
+pub use error::{Errno, Error, Result};
+#[cfg(not(loom))]
+pub use heap::CrAlloc;
+#[cfg(not(loom))]
+pub use runtime::{
+    Root, Start, auto_init, checkpoint, config, init, init_from_env, init_or_adopt, init_with_argv, is_initialised,
+    retire, root, root_bytes, set_durability, start,
+};

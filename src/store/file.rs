@@ -1,0 +1,155 @@
+//! The checkpoint directory and its slot files, with the ownership and permission rules.
+//!
+//! Directories are created `0700` and files `0600`. Before anything is read from or written to
+//! them, both must be owned by the effective user and not writable by group or others (the
+//! rule OpenSSH's StrictModes applies): a checkpoint sets the instruction pointer on restore,
+//! so whoever can write it can run code as us. Files are opened relative to the directory's
+//! descriptor and never through a symlink.
+
+use std::ffi::CString;
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::{Path, PathBuf};
+
+use crate::error::{Errno, Error, Result};
+use crate::sys::fs;
+
+/// Name of slot `s`'s file.
+pub fn slot_name(s: usize) -> &'static str {
+    ["slot-0", "slot-1"][s]
+}
+
+fn c_name(s: usize) -> CString {
+    CString::new(slot_name(s)).expect("static name has no NUL")
+}
+
+/// Checks that `st` (of `path`) is owned by the effective user and not group/other writable.
+pub fn check_private(path: &Path, st: &fs::Stat, want_dir: bool) -> Result<()> {
+    let insecure = |reason: String| Err(Error::Insecure { path: path.to_path_buf(), reason });
+    if want_dir && !st.is_dir() {
+        return insecure("it is not a directory".into());
+    }
+    if !want_dir && !st.is_file() {
+        return insecure("it is not a regular file".into());
+    }
+    let euid = fs::geteuid();
+    if st.uid != euid {
+        return insecure(format!("it is owned by uid {}, not by you (uid {euid})", st.uid));
+    }
+    if st.mode & 0o022 != 0 {
+        return insecure(format!("its mode {:o} lets group or others write it (chmod go-w)", st.mode & 0o7777));
+    }
+    Ok(())
+}
+
+/// An open, locked, verified checkpoint directory.
+#[derive(Debug)]
+pub struct Dir {
+    path: PathBuf,
+    fd: OwnedFd,
+}
+
+impl Dir {
+    /// Opens an existing directory, verifies it and takes its lock. `Ok(None)` if it does not
+    /// exist.
+    pub fn open_existing(path: &Path) -> Result<Option<Dir>> {
+        let fd = match fs::open_dir(path) {
+            Ok(fd) => fd,
+            Err(Errno::NOENT) => return Ok(None),
+            Err(Errno(libc::ELOOP)) | Err(Errno(libc::ENOTDIR)) => {
+                return Err(Error::Insecure { path: path.into(), reason: "it is a symlink or not a directory".into() });
+            }
+            Err(e) => return Err(Error::os_at("open", path, e)),
+        };
+        Dir::verify_and_lock(path, fd).map(Some)
+    }
+
+    /// Opens the directory, creating it (and missing parents) with mode 0700 if needed.
+    pub fn open_or_create(path: &Path) -> Result<Dir> {
+        if let Some(d) = Dir::open_existing(path)? {
+            return Ok(d);
+        }
+        use std::os::unix::fs::DirBuilderExt;
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(parent)
+                .map_err(|e| Error::os_at("mkdir", parent, Errno(e.raw_os_error().unwrap_or(libc::EIO))))?;
+        }
+        match fs::mkdir(path, 0o700) {
+            Ok(()) | Err(Errno::EXIST) => {}
+            Err(e) => return Err(Error::os_at("mkdir", path, e)),
+        }
+        Dir::open_existing(path)?.ok_or_else(|| Error::os_at("open", path, Errno::NOENT))
+    }
+
+    fn verify_and_lock(path: &Path, fd: OwnedFd) -> Result<Dir> {
+        let st = fs::fstat(fd.as_fd()).map_err(|e| Error::os_at("stat", path, e))?;
+        check_private(path, &st, true)?;
+        match fs::try_lock_exclusive(fd.as_fd()) {
+            Ok(true) => Ok(Dir { path: path.to_path_buf(), fd }),
+            Ok(false) => Err(Error::DirectoryBusy { dir: path.to_path_buf() }),
+            Err(e) => Err(Error::os_at("flock", path, e)),
+        }
+    }
+
+    /// The directory's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Path of slot `s`'s file.
+    pub fn slot_path(&self, s: usize) -> PathBuf {
+        self.path.join(slot_name(s))
+    }
+
+    /// Opens slot `s`'s file for reading and writing if it exists, verifying it.
+    pub fn open_slot(&self, s: usize) -> Result<Option<OwnedFd>> {
+        match fs::openat(self.fd.as_fd(), &c_name(s), libc::O_RDWR, 0) {
+            Ok(fd) => {
+                self.verify_file(s, &fd)?;
+                Ok(Some(fd))
+            }
+            Err(Errno::NOENT) => Ok(None),
+            Err(Errno(libc::ELOOP)) => {
+                Err(Error::Insecure { path: self.slot_path(s), reason: "it is a symlink".into() })
+            }
+            Err(e) => Err(Error::os_at("open", self.slot_path(s), e)),
+        }
+    }
+
+    /// Opens slot `s`'s file, creating it (mode 0600) if needed. Returns whether it was created.
+    pub fn create_slot(&self, s: usize) -> Result<(OwnedFd, bool)> {
+        if let Some(fd) = self.open_slot(s)? {
+            return Ok((fd, false));
+        }
+        let fd = fs::openat(self.fd.as_fd(), &c_name(s), libc::O_RDWR | libc::O_CREAT | libc::O_EXCL, 0o600)
+            .map_err(|e| Error::os_at("create", self.slot_path(s), e))?;
+        self.verify_file(s, &fd)?;
+        Ok((fd, true))
+    }
+
+    fn verify_file(&self, s: usize, fd: &OwnedFd) -> Result<()> {
+        let st = fs::fstat(fd.as_fd()).map_err(|e| Error::os_at("stat", self.slot_path(s), e))?;
+        check_private(&self.slot_path(s), &st, false)
+    }
+
+    /// Makes the directory's entries durable.
+    pub fn sync(&self) -> Result<()> {
+        fs::fsync(self.fd.as_fd()).map_err(|e| Error::os_at("fsync", &self.path, e))
+    }
+
+    /// Removes both slot files and then the directory, if it is empty.
+    pub fn remove(self) -> Result<()> {
+        for s in 0..2 {
+            match fs::unlinkat(self.fd.as_fd(), &c_name(s)) {
+                Ok(()) | Err(Errno::NOENT) => {}
+                Err(e) => return Err(Error::os_at("unlink", self.slot_path(s), e)),
+            }
+        }
+        match fs::rmdir(&self.path) {
+            Ok(()) | Err(Errno(libc::ENOTEMPTY)) | Err(Errno::NOENT) => Ok(()),
+            Err(e) => Err(Error::os_at("rmdir", &self.path, e)),
+        }
+    }
+}

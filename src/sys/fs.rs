@@ -1,0 +1,211 @@
+//! Files: open relative to a directory descriptor, positional I/O, sync, locks, metadata.
+
+use std::ffi::{CStr, CString};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+
+use super::{cvt, retry};
+use crate::error::Errno;
+
+/// The metadata crthreads checks on checkpoint files and directories.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Stat {
+    /// Owner.
+    pub uid: u32,
+    /// Permission and type bits.
+    pub mode: u32,
+    /// Size in bytes.
+    pub size: u64,
+    /// Last modification, nanoseconds since the epoch.
+    pub mtime_ns: i64,
+    /// Device.
+    pub dev: u64,
+    /// Inode.
+    pub ino: u64,
+}
+
+impl Stat {
+    /// Whether this is a directory.
+    pub fn is_dir(&self) -> bool {
+        self.mode & libc::S_IFMT == libc::S_IFDIR
+    }
+    /// Whether this is a regular file.
+    pub fn is_file(&self) -> bool {
+        self.mode & libc::S_IFMT == libc::S_IFREG
+    }
+}
+
+fn cpath(p: &Path) -> Result<CString, Errno> {
+    CString::new(p.as_os_str().as_bytes()).map_err(|_| Errno(libc::EINVAL))
+}
+
+fn owned(fd: libc::c_long) -> OwnedFd {
+    // SAFETY: `fd` was just returned by a successful open and is owned by no one else.
+    unsafe { OwnedFd::from_raw_fd(fd as i32) }
+}
+
+/// Opens the directory at `path` without following a final symlink.
+pub(crate) fn open_dir(path: &Path) -> Result<OwnedFd, Errno> {
+    let c = cpath(path)?;
+    let flags = libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC;
+    // SAFETY: `c` is a valid NUL-terminated string.
+    retry(|| cvt(unsafe { libc::open(c.as_ptr(), flags) } as libc::c_long)).map(owned)
+}
+
+/// Creates the directory `path` with `mode`.
+pub(crate) fn mkdir(path: &Path, mode: u32) -> Result<(), Errno> {
+    let c = cpath(path)?;
+    // SAFETY: `c` is a valid NUL-terminated string.
+    cvt(unsafe { libc::mkdir(c.as_ptr(), mode) } as libc::c_long).map(drop)
+}
+
+/// Opens `name` inside `dir` (never following a symlink) with `flags | O_CLOEXEC | O_NOFOLLOW`.
+pub(crate) fn openat(dir: BorrowedFd<'_>, name: &CStr, flags: i32, mode: u32) -> Result<OwnedFd, Errno> {
+    let flags = flags | libc::O_CLOEXEC | libc::O_NOFOLLOW;
+    // SAFETY: `name` is NUL-terminated and `dir` is an open descriptor.
+    retry(|| cvt(unsafe { libc::openat(dir.as_raw_fd(), name.as_ptr(), flags, mode) } as libc::c_long)).map(owned)
+}
+
+/// Removes `name` from `dir`.
+pub(crate) fn unlinkat(dir: BorrowedFd<'_>, name: &CStr) -> Result<(), Errno> {
+    // SAFETY: `name` is NUL-terminated and `dir` is an open descriptor.
+    cvt(unsafe { libc::unlinkat(dir.as_raw_fd(), name.as_ptr(), 0) } as libc::c_long).map(drop)
+}
+
+/// Removes the empty directory `path`.
+pub(crate) fn rmdir(path: &Path) -> Result<(), Errno> {
+    let c = cpath(path)?;
+    // SAFETY: `c` is a valid NUL-terminated string.
+    cvt(unsafe { libc::rmdir(c.as_ptr()) } as libc::c_long).map(drop)
+}
+
+fn to_stat(st: &libc::stat) -> Stat {
+    Stat {
+        uid: st.st_uid,
+        mode: st.st_mode,
+        size: st.st_size as u64,
+        mtime_ns: st.st_mtime * 1_000_000_000 + st.st_mtime_nsec,
+        dev: st.st_dev,
+        ino: st.st_ino,
+    }
+}
+
+/// Metadata of an open file.
+pub(crate) fn fstat(fd: BorrowedFd<'_>) -> Result<Stat, Errno> {
+    // SAFETY: an all-zero `stat` is a valid value of this plain C struct.
+    let mut st: libc::stat = unsafe { core::mem::zeroed() };
+    // SAFETY: `st` is a valid out-pointer and `fd` is open.
+    cvt(unsafe { libc::fstat(fd.as_raw_fd(), &mut st) } as libc::c_long)?;
+    Ok(to_stat(&st))
+}
+
+/// Metadata of `path` (following symlinks, like `stat(2)`).
+pub(crate) fn stat(path: &Path) -> Result<Stat, Errno> {
+    let c = cpath(path)?;
+    // SAFETY: an all-zero `stat` is a valid value of this plain C struct.
+    let mut st: libc::stat = unsafe { core::mem::zeroed() };
+    // SAFETY: `c` is NUL-terminated and `st` is a valid out-pointer.
+    cvt(unsafe { libc::stat(c.as_ptr(), &mut st) } as libc::c_long)?;
+    Ok(to_stat(&st))
+}
+
+/// Writes all of `len` bytes at `ptr` to `fd` at `offset`.
+///
+/// # Safety
+/// `ptr..ptr+len` must be readable for the duration of the call. Concurrent writers to that
+/// memory only make the written bytes unspecified, which is the caller's business.
+pub(crate) unsafe fn pwrite_all(
+    fd: BorrowedFd<'_>,
+    mut ptr: *const u8,
+    mut len: usize,
+    mut offset: u64,
+) -> Result<(), Errno> {
+    while len > 0 {
+        // SAFETY: forwarded from the caller: the range is readable.
+        let n = retry(|| cvt(unsafe { libc::pwrite(fd.as_raw_fd(), ptr.cast(), len, offset as i64) } as libc::c_long))?;
+        if n == 0 {
+            return Err(Errno(libc::EIO));
+        }
+        let n = n as usize;
+        // SAFETY: n <= len, so the advanced pointer stays within (or one past) the range.
+        ptr = unsafe { ptr.add(n) };
+        len -= n;
+        offset += n as u64;
+    }
+    Ok(())
+}
+
+/// Reads up to `len` bytes at `offset` into `ptr`, stopping early only at end of file.
+/// Returns the number of bytes read.
+///
+/// # Safety
+/// `ptr..ptr+len` must be writable and not aliased by any live reference.
+pub(crate) unsafe fn pread_full(fd: BorrowedFd<'_>, ptr: *mut u8, len: usize, offset: u64) -> Result<usize, Errno> {
+    let mut done = 0;
+    while done < len {
+        // SAFETY: forwarded from the caller; `done < len` keeps the destination in range.
+        let n = retry(|| {
+            cvt(unsafe { libc::pread(fd.as_raw_fd(), ptr.add(done).cast(), len - done, (offset + done as u64) as i64) }
+                as libc::c_long)
+        })?;
+        if n == 0 {
+            break;
+        }
+        done += n as usize;
+    }
+    Ok(done)
+}
+
+/// Reads into a byte slice; see [`pread_full`].
+pub(crate) fn pread_into(fd: BorrowedFd<'_>, buf: &mut [u8], offset: u64) -> Result<usize, Errno> {
+    // SAFETY: `buf` is a unique, writable slice.
+    unsafe { pread_full(fd, buf.as_mut_ptr(), buf.len(), offset) }
+}
+
+/// Writes a byte slice; see [`pwrite_all`].
+pub(crate) fn pwrite_from(fd: BorrowedFd<'_>, buf: &[u8], offset: u64) -> Result<(), Errno> {
+    // SAFETY: `buf` is a readable slice.
+    unsafe { pwrite_all(fd, buf.as_ptr(), buf.len(), offset) }
+}
+
+/// Flushes file data (and the metadata needed to read it back) to stable storage.
+pub(crate) fn fdatasync(fd: BorrowedFd<'_>) -> Result<(), Errno> {
+    // SAFETY: `fd` is open.
+    retry(|| cvt(unsafe { libc::fdatasync(fd.as_raw_fd()) } as libc::c_long)).map(drop)
+}
+
+/// Flushes a file or directory, metadata included.
+pub(crate) fn fsync(fd: BorrowedFd<'_>) -> Result<(), Errno> {
+    // SAFETY: `fd` is open.
+    retry(|| cvt(unsafe { libc::fsync(fd.as_raw_fd()) } as libc::c_long)).map(drop)
+}
+
+/// Takes an exclusive advisory lock without blocking. `Ok(false)` if another process holds it.
+pub(crate) fn try_lock_exclusive(fd: BorrowedFd<'_>) -> Result<bool, Errno> {
+    // SAFETY: `fd` is open.
+    match retry(|| cvt(unsafe { libc::flock(fd.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } as libc::c_long)) {
+        Ok(_) => Ok(true),
+        Err(Errno::AGAIN) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// Sets the file's size.
+pub(crate) fn ftruncate(fd: BorrowedFd<'_>, len: u64) -> Result<(), Errno> {
+    // SAFETY: `fd` is open.
+    retry(|| cvt(unsafe { libc::ftruncate(fd.as_raw_fd(), len as i64) } as libc::c_long)).map(drop)
+}
+
+/// Deallocates `offset..offset+len` of the file so that it reads as zeros, keeping the size.
+pub(crate) fn punch_hole(fd: BorrowedFd<'_>, offset: u64, len: u64) -> Result<(), Errno> {
+    let mode = libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_KEEP_SIZE;
+    // SAFETY: `fd` is open; fallocate does not touch user memory.
+    retry(|| cvt(unsafe { libc::fallocate(fd.as_raw_fd(), mode, offset as i64, len as i64) } as libc::c_long)).map(drop)
+}
+
+/// The effective user id.
+pub(crate) fn geteuid() -> u32 {
+    // SAFETY: geteuid cannot fail.
+    unsafe { libc::geteuid() }
+}

@@ -1,0 +1,30 @@
+//! Futex wait and wake on a 32-bit atomic (`FUTEX_PRIVATE_FLAG`: process-private).
+
+use core::sync::atomic::AtomicU32;
+
+/// Blocks while `*word == expected`, until woken (or spuriously). Returns after any wake-up;
+/// callers re-check their condition in a loop.
+#[inline]
+pub(crate) fn wait(word: &AtomicU32, expected: u32) {
+    // SAFETY: `word` is a valid aligned u32 for the duration of the call; a null timeout waits
+    // indefinitely. EINTR, EAGAIN (value changed) and spurious returns are all fine for callers
+    // that loop.
+    unsafe {
+        libc::syscall(
+            libc::SYS_futex,
+            word as *const AtomicU32,
+            libc::FUTEX_WAIT | libc::FUTEX_PRIVATE_FLAG,
+            expected,
+            core::ptr::null::<libc::timespec>(),
+        );
+    }
+}
+
+/// Wakes at most `n` threads blocked in [`wait`] on `word`.
+#[inline]
+pub(crate) fn wake(word: &AtomicU32, n: i32) {
+    // SAFETY: FUTEX_WAKE only reads the address as a key; it never dereferences user memory.
+    unsafe {
+        libc::syscall(libc::SYS_futex, word as *const AtomicU32, libc::FUTEX_WAKE | libc::FUTEX_PRIVATE_FLAG, n);
+    }
+}

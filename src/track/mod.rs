@@ -1,0 +1,95 @@
+//! Dirty-page tracking: which region pages changed since the last checkpoint.
+//!
+//! A [`Tracker`] reports pages written since its previous report and re-arms them, so the next
+//! report again holds only new writes. Backends:
+//! - `full`: no tracking; every live page counts as written (the baseline).
+//!
+//! Besides what the backend sees, the heap reports pages it gave back to the OS
+//! ([`note_discarded`]): their contents changed to zero without a write.
+#![allow(unsafe_code)] // The discard hook publishes a pointer to a set that lives forever.
+
+pub mod pageset;
+
+use core::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
+
+pub use pageset::PageSet;
+
+use crate::config::TrackerKind;
+use crate::error::Result;
+use crate::store::format::Extent;
+use crate::sys::PAGE;
+
+/// What one [`Tracker::collect`] did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CollectStats {
+    /// Pages examined.
+    pub scanned: u64,
+    /// Pages found written.
+    pub dirty: u64,
+}
+
+/// A dirty-page tracking backend.
+pub trait Tracker: Send + Sync {
+    /// Which backend this is.
+    fn kind(&self) -> TrackerKind;
+    /// Adds every page written since the previous call (or since start) within `extents` to
+    /// each set of `into`, and re-arms tracking for them. Other threads must not write the
+    /// region during the call.
+    fn collect(&self, extents: &[Extent], into: &[&PageSet]) -> Result<CollectStats>;
+}
+
+/// The `full` backend: every live page counts as written.
+pub struct Full;
+
+impl Tracker for Full {
+    fn kind(&self) -> TrackerKind {
+        TrackerKind::Full
+    }
+    fn collect(&self, extents: &[Extent], into: &[&PageSet]) -> Result<CollectStats> {
+        let mut st = CollectStats::default();
+        for e in extents {
+            for s in into {
+                s.insert_range(e.first as usize, e.npages as usize);
+            }
+            st.scanned += e.npages;
+            st.dirty += e.npages;
+        }
+        Ok(st)
+    }
+}
+
+static DISCARDED: AtomicPtr<PageSet> = AtomicPtr::new(core::ptr::null_mut());
+static DISCARD_BASE: AtomicUsize = AtomicUsize::new(0);
+
+/// Installs the set that collects pages the heap returns to the OS. The set must live for the
+/// rest of the process (the runtime leaks it on purpose).
+pub(crate) fn set_discard_sink(base: usize, set: &'static PageSet) {
+    DISCARD_BASE.store(base, Ordering::Relaxed);
+    // Release: the set is fully built before the heap can see it.
+    DISCARDED.store(set as *const PageSet as *mut PageSet, Ordering::Release);
+}
+
+/// Records that `addr..addr+len` (region memory) was returned to the OS and now reads as zero.
+pub(crate) fn note_discarded(addr: usize, len: usize) {
+    // Acquire: pairs with the Release in `set_discard_sink`.
+    let s = DISCARDED.load(Ordering::Acquire);
+    if s.is_null() {
+        return;
+    }
+    let first = (addr - DISCARD_BASE.load(Ordering::Relaxed)) / PAGE;
+    // SAFETY: a non-null sink is a `&'static PageSet`.
+    unsafe { &*s }.insert_range(first, len.div_ceil(PAGE));
+}
+
+/// Moves the discarded pages within `extents` into `into`.
+pub(crate) fn drain_discarded(extents: &[Extent], into: &[&PageSet]) {
+    // Acquire: as in `note_discarded`.
+    let s = DISCARDED.load(Ordering::Acquire);
+    if s.is_null() {
+        return;
+    }
+    for e in extents {
+        // SAFETY: a non-null sink is a `&'static PageSet`.
+        unsafe { &*s }.drain_into(*e, into);
+    }
+}
