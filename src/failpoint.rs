@@ -8,6 +8,9 @@
 //! commit record), `after-commit` (the commit record is written), and `mirror` (the first
 //! checkpoint's copy into the second slot has begun).
 
+/// Whether failpoints are compiled in (the `failpoints` feature).
+pub const ENABLED: bool = cfg!(feature = "failpoints");
+
 /// The stages a checkpoint passes.
 pub const STAGES: [&str; 5] = ["before-payload", "mid-payload", "before-commit", "after-commit", "mirror"];
 
