@@ -90,17 +90,22 @@ pub fn tracker_name(t: TrackerKind) -> &'static str {
     }
 }
 
+/// The region's live pages, as store extents (empty ones left out).
+pub(crate) fn live_extents(layout: &crate::heap::meta::RegionLayout) -> Vec<Extent> {
+    heap::live_extents(layout)
+        .iter()
+        .filter(|(_, n)| *n > 0)
+        .map(|&(first, npages)| Extent { first: first as u64, npages: npages as u64 })
+        .collect()
+}
+
 /// Takes a checkpoint of `rt`'s region.
 pub(crate) fn take(rt: &Runtime) -> Result<Stats> {
     let mut state = rt.state.lock().unwrap_or_else(|p| p.into_inner());
     let t0 = now_ns();
     heap::lock_all();
     let t1 = now_ns();
-    let extents: Vec<Extent> = heap::live_extents(rt.region.layout())
-        .iter()
-        .filter(|(_, n)| *n > 0)
-        .map(|&(first, npages)| Extent { first: first as u64, npages: npages as u64 })
-        .collect();
+    let extents = live_extents(rt.region.layout());
     let result = (|| {
         let pending = state.store.pending();
         let collected = rt.tracker.collect(&extents, &pending)?;

@@ -14,14 +14,14 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, OnceLock};
 
 use crate::ckpt::{self, Stats};
-use crate::config::{Config, Durability, Overrides, TrackerKind};
+use crate::config::{Config, Durability, Overrides};
 use crate::error::{Error, Result};
 use crate::heap::{self, internal};
 use crate::identity::Identity;
 use crate::region::Region;
 use crate::store::Store;
 use crate::sys::{self, proc};
-use crate::track::{self, Full, PageSet, Tracker};
+use crate::track::{self, PageSet, Tracker};
 
 /// How this run started.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -195,15 +195,7 @@ fn init_inner(cfg: Config, argv: Vec<CString>) -> Result<Start> {
         }
     };
     track::set_discard_sink(layout.base, discarded);
-    let tracker: Box<dyn Tracker> = match cfg.tracker {
-        TrackerKind::Full | TrackerKind::Auto => Box::new(Full),
-        other => {
-            return Err(Error::Unsupported {
-                what: format!("CRTHREADS_TRACKER={}", ckpt::tracker_name(other)),
-                why: "this build tracks with `full` only".into(),
-            });
-        }
-    };
+    let tracker = track::start(cfg.tracker, layout.base, layout.capacity, &ckpt::live_extents(&layout))?;
     let stats_file = match &cfg.stats {
         Some(p) => Some(open_stats(p)?),
         None => None,

@@ -279,6 +279,7 @@ pub fn malloc(size: usize) -> *mut u8 {
                 if !h.is_null() {
                     b.head = (*h).next;
                     b.count -= 1;
+                    touch(h, cls);
                 }
                 h.cast::<u8>()
             }
@@ -297,6 +298,27 @@ pub fn alloc(size: usize, align: usize, zero: bool) -> *mut u8 {
         return malloc(size);
     }
     alloc_slow(size, align, zero)
+}
+
+/// Writes to every page of a block being handed out. A write tracker then sees the block's
+/// pages as written now, before the program's own first write (which nearly always follows), so
+/// that a kernel write into a fresh block (libc filling a stdio buffer it just allocated, from
+/// inside libc where no interposer sees it) never meets a write-protected page.
+#[inline(always)]
+unsafe fn touch(h: *mut FreeObj, cls: usize) {
+    // SAFETY: `h` is a block of SIZES[cls] bytes now owned by the caller; its contents are
+    // unspecified, so overwriting them is allowed.
+    unsafe {
+        (*h).next = core::ptr::null_mut();
+        let size = SIZES[cls] as usize;
+        if size > PAGE {
+            let mut off = PAGE - (h as usize % PAGE);
+            while off < size {
+                h.cast::<u8>().add(off).write(0);
+                off += PAGE;
+            }
+        }
+    }
 }
 
 #[cold]
@@ -337,24 +359,28 @@ unsafe fn small_alloc(ctx: &Ctx, cls: usize) -> *mut u8 {
     let (c, state) = TLS.with(|t| (t.cache.get(), t.state.get()));
     // SAFETY (whole fn): caches returned by claim/TLS are owned by this thread.
     unsafe {
-        if !c.is_null() {
+        let mut c = c;
+        if c.is_null() && state == ST_NONE {
+            c = ctx.claim_cache();
+        }
+        let h: *mut FreeObj = if !c.is_null() {
             let b = &mut (*c).bins[cls];
             if !b.head.is_null() {
                 let h = b.head;
                 b.head = (*h).next;
                 b.count -= 1;
-                return h.cast();
+                h
+            } else {
+                ctx.refill(c, cls).cast()
             }
-            return ctx.refill(c, cls);
+        } else {
+            let (obj, n) = ctx.central_fetch(cls, 1);
+            if n == 0 { core::ptr::null_mut() } else { obj }
+        };
+        if !h.is_null() {
+            touch(h, cls);
         }
-        if state == ST_NONE {
-            let c = ctx.claim_cache();
-            if !c.is_null() {
-                return ctx.refill(c, cls);
-            }
-        }
-        let (obj, n) = ctx.central_fetch(cls, 1);
-        if n == 0 { core::ptr::null_mut() } else { obj.cast() }
+        h.cast()
     }
 }
 

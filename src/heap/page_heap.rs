@@ -171,6 +171,9 @@ impl Ctx {
                 }
                 return None;
             }
+            if end > top {
+                crate::track::note_fresh(self.page_addr(top), (end - top) as usize * crate::sys::PAGE);
+            }
             (*hdr).pages.top = end.max(top);
             Some((start, want, zeroed))
         }
@@ -245,6 +248,7 @@ impl Ctx {
                 if right.checked_add(extra)? > (*hdr).pages.limit {
                     return None;
                 }
+                crate::track::note_fresh(self.page_addr(right), extra as usize * crate::sys::PAGE);
                 (*hdr).pages.top = right + extra;
                 return Some(true);
             }
@@ -256,6 +260,7 @@ impl Ctx {
                 // The free run might end at `top`, and `top` can grow.
                 if right + len == top && top.checked_add(extra - len)? <= (*hdr).pages.limit {
                     let (_, z) = self.unlink_free(right);
+                    crate::track::note_fresh(self.page_addr(top), (right + extra - top) as usize * crate::sys::PAGE);
                     (*hdr).pages.top = right + extra;
                     return Some(z);
                 }

@@ -86,11 +86,16 @@ impl Dir {
     fn verify_and_lock(path: &Path, fd: OwnedFd) -> Result<Dir> {
         let st = fs::fstat(fd.as_fd()).map_err(|e| Error::os_at("stat", path, e))?;
         check_private(path, &st, true)?;
-        match fs::try_lock_exclusive(fd.as_fd()) {
-            Ok(true) => Ok(Dir { path: path.to_path_buf(), fd }),
-            Ok(false) => Err(Error::DirectoryBusy { dir: path.to_path_buf() }),
-            Err(e) => Err(Error::os_at("flock", path, e)),
+        // A process killed a moment ago may still be exiting (tearing down a large address
+        // space takes a while): give it a few seconds to let go of the lock.
+        for _ in 0..500 {
+            match fs::try_lock_exclusive(fd.as_fd()) {
+                Ok(true) => return Ok(Dir { path: path.to_path_buf(), fd }),
+                Ok(false) => std::thread::sleep(std::time::Duration::from_millis(10)),
+                Err(e) => return Err(Error::os_at("flock", path, e)),
+            }
         }
+        Err(Error::DirectoryBusy { dir: path.to_path_buf() })
     }
 
     /// The directory's path.

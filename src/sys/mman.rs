@@ -104,6 +104,13 @@ pub(crate) unsafe fn discard(addr: usize, len: usize) -> Result<(), Errno> {
     cvt(unsafe { libc::madvise(addr as *mut _, len, libc::MADV_DONTNEED) } as libc::c_long).map(drop)
 }
 
+/// Asks the kernel not to back `addr..addr+len` with transparent huge pages (tracking is per
+/// 4 KiB page; a huge page would make one write dirty 2 MiB).
+pub(crate) fn no_huge_pages(addr: usize, len: usize) {
+    // SAFETY: an advisory call; it does not change contents or protections.
+    unsafe { libc::madvise(addr as *mut _, len, libc::MADV_NOHUGEPAGE) };
+}
+
 /// Pre-faults `addr..addr+len` writable in one call, much faster than touching each page.
 /// Falls back silently where the kernel lacks `MADV_POPULATE_WRITE`.
 pub(crate) fn populate_write(addr: usize, len: usize) {

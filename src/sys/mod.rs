@@ -9,6 +9,9 @@ pub mod fs;
 pub(crate) mod futex;
 pub(crate) mod mman;
 pub mod proc;
+pub(crate) mod signal;
+pub(crate) mod stdio;
+pub(crate) mod uffd;
 
 use crate::error::Errno;
 

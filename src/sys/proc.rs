@@ -43,6 +43,13 @@ pub(crate) fn reexec_self_with(argv: &[CString], mark: &str, value: &str) -> Err
     Errno::last()
 }
 
+/// The next definition of the C function `name` after the calling object
+/// (`dlsym(RTLD_NEXT, name)`), or null.
+pub(crate) fn next_symbol(name: &CStr) -> *mut libc::c_void {
+    // SAFETY: `name` is NUL-terminated; RTLD_NEXT is a valid pseudo-handle.
+    unsafe { libc::dlsym(libc::RTLD_NEXT, name.as_ptr()) }
+}
+
 /// Whether the process runs with elevated privileges (setuid/setgid, file capabilities).
 pub(crate) fn secure_execution() -> bool {
     // SAFETY: getauxval has no preconditions.
@@ -139,6 +146,7 @@ pub fn exit_now(code: i32) -> ! {
 }
 
 /// Kills the calling process with SIGKILL, as a crash would.
+#[cfg(feature = "failpoints")]
 pub(crate) fn kill_self() -> ! {
     // SAFETY: raising SIGKILL on ourselves has no memory-safety preconditions.
     unsafe {

@@ -8,7 +8,10 @@
 //! ([`note_discarded`]): their contents changed to zero without a write.
 #![allow(unsafe_code)] // The discard hook publishes a pointer to a set that lives forever.
 
+pub mod interpose;
+pub mod mprotect;
 pub mod pageset;
+pub mod uffd;
 
 use core::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
 
@@ -56,6 +59,28 @@ impl Tracker for Full {
         }
         Ok(st)
     }
+}
+
+/// Starts the tracker `kind` on the region `base..base+len`, whose live pages are `extents`.
+pub fn start(kind: TrackerKind, base: usize, len: usize, extents: &[Extent]) -> Result<Box<dyn Tracker>> {
+    if kind != TrackerKind::Full {
+        crate::sys::mman::no_huge_pages(base, len);
+    }
+    Ok(match kind {
+        TrackerKind::Full => Box::new(Full),
+        TrackerKind::Mprotect => Box::new(mprotect::Mprotect::start(base, len)?),
+        TrackerKind::Uffd => Box::new(uffd::Uffd::start(base, len, extents)?),
+        TrackerKind::Auto => match uffd::Uffd::start(base, len, extents) {
+            Ok(u) => Box::new(u),
+            Err(_) => Box::new(mprotect::Mprotect::start(base, len)?),
+        },
+    })
+}
+
+/// Records that `addr..addr+len` was just handed out from untouched memory (it counts as
+/// written: the mprotect tracker opens it in one call rather than one fault per page).
+pub(crate) fn note_fresh(addr: usize, len: usize) {
+    mprotect::note_fresh(addr, len);
 }
 
 static DISCARDED: AtomicPtr<PageSet> = AtomicPtr::new(core::ptr::null_mut());
