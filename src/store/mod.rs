@@ -339,6 +339,9 @@ impl Store {
                 if pages {
                     let dst = (self.base + p * PAGE as u64) as *mut u8;
                     let len = ((end - p) as usize) * PAGE;
+                    // Faulting the pages in up front is far cheaper than one fault per page
+                    // inside the read.
+                    mman::populate_write(dst as usize, len);
                     // SAFETY: `p..end` lies within the region (extents were bounded by the
                     // capacity when the header was decoded), which the caller lets us overwrite.
                     let got = unsafe { fs::pread_full(fd.as_fd(), dst, len, self.geo.page_off(p)) }

@@ -191,12 +191,6 @@ pub(crate) fn try_lock_exclusive(fd: BorrowedFd<'_>) -> Result<bool, Errno> {
     }
 }
 
-/// Sets the file's size.
-pub(crate) fn ftruncate(fd: BorrowedFd<'_>, len: u64) -> Result<(), Errno> {
-    // SAFETY: `fd` is open.
-    retry(|| cvt(unsafe { libc::ftruncate(fd.as_raw_fd(), len as i64) } as libc::c_long)).map(drop)
-}
-
 /// Deallocates `offset..offset+len` of the file so that it reads as zeros, keeping the size.
 pub(crate) fn punch_hole(fd: BorrowedFd<'_>, offset: u64, len: u64) -> Result<(), Errno> {
     let mode = libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_KEEP_SIZE;
