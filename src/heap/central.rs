@@ -23,7 +23,7 @@ impl Ctx {
     }
 
     unsafe fn partial_push(&self, c: usize, s: u32) {
-        // SAFETY (whole fn): central lock of `c` held; `s` heads a span of class `c`.
+        // SAFETY: (whole fn) central lock of `c` held; `s` heads a span of class `c`.
         unsafe {
             let central = &mut (*self.hdr()).central[c];
             let e = self.pe(s);
@@ -37,7 +37,7 @@ impl Ctx {
     }
 
     unsafe fn partial_remove(&self, c: usize, s: u32) {
-        // SAFETY (whole fn): central lock of `c` held; `s` is in the partial list of `c`.
+        // SAFETY: (whole fn) central lock of `c` held; `s` is in the partial list of `c`.
         unsafe {
             let central = &mut (*self.hdr()).central[c];
             let e = *self.pe(s);
@@ -55,7 +55,7 @@ impl Ctx {
     /// Carves a new span for class `c` from the page heap and puts it on the partial list.
     unsafe fn new_span(&self, c: usize) -> Option<u32> {
         let n = SPAN_PAGES[c] as u32;
-        // SAFETY (whole fn): central lock of `c` held; the page-heap lock is taken in order.
+        // SAFETY: (whole fn) central lock of `c` held; the page-heap lock is taken in order.
         unsafe {
             let pages = &(*self.hdr()).pages;
             let (s, _) = pages.lock.with(|| self.alloc_run(n, 1))?;
@@ -84,7 +84,7 @@ impl Ctx {
         let nobj = objects_per_span(c);
         let mut list: *mut FreeObj = core::ptr::null_mut();
         let mut got = 0;
-        // SAFETY (whole fn): the central lock of `c` is held for the whole walk; spans on the
+        // SAFETY: (whole fn) the central lock of `c` is held for the whole walk; spans on the
         // partial list belong to class `c`, and objects taken from a span are not referenced
         // by anyone else until returned to the caller.
         unsafe {
@@ -129,7 +129,7 @@ impl Ctx {
     /// Returns `count` objects of class `c`, linked through their first word, to their spans.
     pub(crate) unsafe fn central_release(&self, c: usize, mut list: *mut FreeObj, count: u32) {
         let nobj = objects_per_span(c);
-        // SAFETY (whole fn): the central lock of `c` is held; every object in `list` was handed
+        // SAFETY: (whole fn) the central lock of `c` is held; every object in `list` was handed
         // out from a span of class `c` and is no longer referenced by its owner.
         unsafe {
             let central = &(*self.hdr()).central[c];

@@ -357,7 +357,7 @@ fn volatile_alloc(size: usize, align: usize, zero: bool) -> *mut u8 {
 
 unsafe fn small_alloc(ctx: &Ctx, cls: usize) -> *mut u8 {
     let (c, state) = TLS.with(|t| (t.cache.get(), t.state.get()));
-    // SAFETY (whole fn): caches returned by claim/TLS are owned by this thread.
+    // SAFETY: (whole fn) caches returned by claim/TLS are owned by this thread.
     unsafe {
         let mut c = c;
         if c.is_null() && state == ST_NONE {
@@ -541,7 +541,7 @@ pub unsafe fn realloc(p: *mut u8, size: usize, align: usize) -> *mut u8 {
     if p.is_null() {
         return alloc(size, align, false);
     }
-    // SAFETY (whole fn): `p` is live; in-place paths only change metadata under its lock.
+    // SAFETY: (whole fn) `p` is live; in-place paths only change metadata under its lock.
     unsafe {
         let old = usable_size(p);
         if in_region(p) {
@@ -687,7 +687,7 @@ pub fn check_invariants() -> std::result::Result<HeapReport, String> {
 unsafe fn check_locked(ctx: &Ctx) -> std::result::Result<HeapReport, String> {
     use std::collections::HashSet;
     let mut rep = HeapReport { used: vec![0; NCLASSES], cached: vec![0; NCLASSES], ..Default::default() };
-    // SAFETY (whole fn): all locks are held; every page visited is below `top`.
+    // SAFETY: (whole fn) all locks are held; every page visited is below `top`.
     unsafe {
         let h = &*ctx.hdr();
         let top = h.pages.top;
@@ -726,7 +726,7 @@ unsafe fn check_locked(ctx: &Ctx) -> std::result::Result<HeapReport, String> {
         let mut pg = 0u32;
         let mut prev_free = false;
         let mut free_pages = 0usize;
-        let mut spans_by_class = vec![0u32; NCLASSES];
+        let mut spans_by_class = [0u32; NCLASSES];
         while pg < top {
             let e = *ctx.pe(pg);
             let n = e.npages;

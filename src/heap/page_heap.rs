@@ -22,7 +22,7 @@ fn bin_of(n: u32) -> usize {
 impl Ctx {
     /// Writes the head (and tail) entries of a free run and links it into its bin.
     unsafe fn push_free(&self, pg: u32, n: u32, zeroed: bool) {
-        // SAFETY (whole fn): the caller holds the page-heap lock and `pg..pg+n` is a run below
+        // SAFETY: (whole fn) the caller holds the page-heap lock and `pg..pg+n` is a run below
         // `top` that nobody else references, so its entries are ours to write.
         unsafe {
             let hdr = self.hdr();
@@ -50,7 +50,7 @@ impl Ctx {
 
     /// Removes the free run headed at `pg` from its bin. Returns `(length, zeroed)`.
     unsafe fn unlink_free(&self, pg: u32) -> (u32, bool) {
-        // SAFETY (whole fn): lock held; `pg` heads a free run, so its links are valid pages.
+        // SAFETY: (whole fn) lock held; `pg` heads a free run, so its links are valid pages.
         unsafe {
             let hdr = self.hdr();
             let e = *self.pe(pg);
@@ -89,7 +89,7 @@ impl Ctx {
     pub(crate) unsafe fn alloc_run(&self, n: u32, align_pages: u32) -> Option<(u32, bool)> {
         debug_assert!(n > 0 && align_pages.is_power_of_two());
         let want = n.checked_add(align_pages - 1)?;
-        // SAFETY (whole fn): lock held; every page number used below is either a run head
+        // SAFETY: (whole fn) lock held; every page number used below is either a run head
         // from a bin or below `top`.
         unsafe {
             let (start, len, zeroed) = match self.find_free(want) {
@@ -126,7 +126,7 @@ impl Ctx {
 
     /// A free run of at least `want` pages: exact bins first, then best fit in the shared bin.
     unsafe fn find_free(&self, want: u32) -> Option<u32> {
-        // SAFETY (whole fn): lock held; bin lists only hold heads of free runs.
+        // SAFETY: (whole fn) lock held; bin lists only hold heads of free runs.
         unsafe {
             let hdr = self.hdr();
             for b in bin_of(want)..EXACT_BINS {
@@ -153,7 +153,7 @@ impl Ctx {
     /// Extends the used part of the heap area to make a run of `want` pages, absorbing a
     /// free run that ends at `top`. Returns `(start, len, zeroed)`.
     unsafe fn grow(&self, want: u32) -> Option<(u32, u32, bool)> {
-        // SAFETY (whole fn): lock held.
+        // SAFETY: (whole fn) lock held.
         unsafe {
             let hdr = self.hdr();
             let top = (*hdr).pages.top;
@@ -193,7 +193,7 @@ impl Ctx {
 
     /// Frees `pg..pg+n` without discarding: merge, then bin (or lower `top`).
     unsafe fn free_piece(&self, mut pg: u32, mut n: u32, mut zeroed: bool) {
-        // SAFETY (whole fn): lock held; neighbours are looked up only at run boundaries below
+        // SAFETY: (whole fn) lock held; neighbours are looked up only at run boundaries below
         // `top`, whose entries are authoritative.
         unsafe {
             let hdr = self.hdr();
@@ -238,7 +238,7 @@ impl Ctx {
     /// Extends the run `pg..pg+n` in place to `new_n` pages, if the pages after it are free
     /// (or untouched). Returns whether the added pages read as zero, or `None`.
     pub(crate) unsafe fn grow_run(&self, pg: u32, n: u32, new_n: u32) -> Option<bool> {
-        // SAFETY (whole fn): lock held; `pg..pg+n` is a run owned by the caller.
+        // SAFETY: (whole fn) lock held; `pg..pg+n` is a run owned by the caller.
         unsafe {
             let hdr = self.hdr();
             let extra = new_n - n;

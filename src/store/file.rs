@@ -108,9 +108,11 @@ impl Dir {
         self.path.join(slot_name(s))
     }
 
-    /// Opens slot `s`'s file for reading and writing if it exists, verifying it.
-    pub fn open_slot(&self, s: usize) -> Result<Option<OwnedFd>> {
-        match fs::openat(self.fd.as_fd(), &c_name(s), libc::O_RDWR, 0) {
+    /// Opens slot `s`'s file (read-only, or for reading and writing) if it exists, verifying
+    /// it.
+    pub fn open_slot(&self, s: usize, writable: bool) -> Result<Option<OwnedFd>> {
+        let mode = if writable { libc::O_RDWR } else { libc::O_RDONLY };
+        match fs::openat(self.fd.as_fd(), &c_name(s), mode, 0) {
             Ok(fd) => {
                 self.verify_file(s, &fd)?;
                 Ok(Some(fd))
@@ -125,7 +127,7 @@ impl Dir {
 
     /// Opens slot `s`'s file, creating it (mode 0600) if needed. Returns whether it was created.
     pub fn create_slot(&self, s: usize) -> Result<(OwnedFd, bool)> {
-        if let Some(fd) = self.open_slot(s)? {
+        if let Some(fd) = self.open_slot(s, true)? {
             return Ok((fd, false));
         }
         let fd = fs::openat(self.fd.as_fd(), &c_name(s), libc::O_RDWR | libc::O_CREAT | libc::O_EXCL, 0o600)

@@ -136,7 +136,9 @@ pub struct Restored {
 pub struct Store {
     dir_path: PathBuf,
     dir: Option<Dir>,
+    /// Open slot files; restore opens them read-only, the first write reopens them.
     files: [Option<OwnedFd>; 2],
+    writable: [bool; 2],
     geo: Geometry,
     base: u64,
     capacity: u64,
@@ -162,6 +164,7 @@ impl Store {
             dir_path: dir.to_path_buf(),
             dir: None,
             files: [None, None],
+            writable: [false, false],
             geo: Geometry::new(capacity as u64),
             base: base as u64,
             capacity: capacity as u64,
@@ -211,8 +214,8 @@ impl Store {
         let mut reasons = Vec::new();
         let mut headers: [Option<Header>; 2] = [None, None];
         let mut never_committed = true;
-        for s in 0..2 {
-            let Some(fd) = dir.open_slot(s)? else {
+        for (s, header) in headers.iter_mut().enumerate() {
+            let Some(fd) = dir.open_slot(s, false)? else {
                 reasons.push(format!("{}: missing", file::slot_name(s)));
                 continue;
             };
@@ -221,7 +224,7 @@ impl Store {
             match format::decode_header(&buf[..n], s as u32) {
                 Ok(h) => {
                     never_committed = false;
-                    headers[s] = Some(h);
+                    *header = Some(h);
                 }
                 Err(why) => {
                     // An empty file, or the very first checkpoint interrupted, held nothing.
@@ -438,12 +441,13 @@ impl Store {
             let path = path.clone();
             move |e: Errno| Error::os_at(op, path, e)
         };
-        if self.files[s].is_none() {
+        if !self.writable[s] {
             let (fd, created) = dir.create_slot(s)?;
             if created && self.durability == Durability::Sync {
                 dir.sync()?;
             }
             self.files[s] = Some(fd);
+            self.writable[s] = true;
         }
         let fd = self.files[s]
             .as_ref()
@@ -472,6 +476,18 @@ impl Store {
         };
         fs::pwrite_from(fd, &format::encode_header(&writing)[..], 0).map_err(os("write"))?;
         st.bytes_written += HEADER_LEN as u64;
+        // Groups beyond the live extents hold nothing restore will read: give their space
+        // back (after a failed checkpoint on a full disk, this is what makes room again).
+        let ngroups = format::groups_for(extents);
+        let needed = self.geo.chunk_off(ngroups);
+        if fs::fstat(fd).map_err(os("stat"))?.size > needed {
+            fs::ftruncate(fd, needed).map_err(os("truncate"))?;
+            // Pages past the cut are no longer held by this slot.
+            let limit = ngroups * GROUP_PAGES as u64;
+            for c in self.covered[s].iter_mut() {
+                c.npages = c.npages.min(limit.saturating_sub(c.first));
+            }
+        }
         failpoint::hit("before-payload", seq);
 
         // 2. Pages that became live since this slot's last commit are pending too.
@@ -504,7 +520,6 @@ impl Store {
                 }
             });
         }
-        let ngroups = format::groups_for(extents);
         let mut dirty_groups: Vec<u64> = Vec::new();
         let half = runs.len() / 2;
         for (i, &(p, n)) in runs.iter().enumerate() {
@@ -594,6 +609,7 @@ impl Store {
     /// Removes the checkpoint files and directory (the program finished).
     pub fn retire(&mut self) -> Result<()> {
         self.files = [None, None];
+        self.writable = [false, false];
         let dir = match self.dir.take() {
             Some(d) => d,
             None => match Dir::open_existing(&self.dir_path)? {

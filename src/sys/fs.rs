@@ -144,8 +144,8 @@ pub(crate) unsafe fn pwrite_all(
 pub(crate) unsafe fn pread_full(fd: BorrowedFd<'_>, ptr: *mut u8, len: usize, offset: u64) -> Result<usize, Errno> {
     let mut done = 0;
     while done < len {
-        // SAFETY: forwarded from the caller; `done < len` keeps the destination in range.
         let n = retry(|| {
+            // SAFETY: forwarded from the caller; `done < len` keeps the destination in range.
             cvt(unsafe { libc::pread(fd.as_raw_fd(), ptr.add(done).cast(), len - done, (offset + done as u64) as i64) }
                 as libc::c_long)
         })?;
@@ -191,11 +191,10 @@ pub(crate) fn try_lock_exclusive(fd: BorrowedFd<'_>) -> Result<bool, Errno> {
     }
 }
 
-/// Deallocates `offset..offset+len` of the file so that it reads as zeros, keeping the size.
-pub(crate) fn punch_hole(fd: BorrowedFd<'_>, offset: u64, len: u64) -> Result<(), Errno> {
-    let mode = libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_KEEP_SIZE;
-    // SAFETY: `fd` is open; fallocate does not touch user memory.
-    retry(|| cvt(unsafe { libc::fallocate(fd.as_raw_fd(), mode, offset as i64, len as i64) } as libc::c_long)).map(drop)
+/// Sets the file's size.
+pub(crate) fn ftruncate(fd: BorrowedFd<'_>, len: u64) -> Result<(), Errno> {
+    // SAFETY: `fd` is open.
+    retry(|| cvt(unsafe { libc::ftruncate(fd.as_raw_fd(), len as i64) } as libc::c_long)).map(drop)
 }
 
 /// The effective user id.

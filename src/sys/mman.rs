@@ -11,8 +11,6 @@ const MADV_POPULATE_WRITE: libc::c_int = 23;
 /// Page protections used by crthreads.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Prot {
-    /// No access.
-    None,
     /// Read only: writes fault.
     Read,
     /// Read and write.
@@ -22,7 +20,6 @@ pub(crate) enum Prot {
 impl Prot {
     fn bits(self) -> libc::c_int {
         match self {
-            Prot::None => libc::PROT_NONE,
             Prot::Read => libc::PROT_READ,
             Prot::ReadWrite => libc::PROT_READ | libc::PROT_WRITE,
         }

@@ -34,6 +34,8 @@ macro_rules! next {
     }};
 }
 
+/// # Safety
+/// `iov` points at `n` iovecs.
 unsafe fn prepare_iov(iov: *const libc::iovec, n: c_int) {
     for i in 0..n.max(0) as usize {
         // SAFETY: the caller passes the iovec array it gives the kernel.
@@ -43,6 +45,9 @@ unsafe fn prepare_iov(iov: *const libc::iovec, n: c_int) {
 }
 
 /// `read(2)`.
+///
+/// # Safety
+/// The C contract of the function it wraps.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn read(fd: c_int, buf: *mut c_void, n: usize) -> isize {
     prepare_kernel_write(buf as usize, n);
@@ -52,6 +57,9 @@ pub unsafe extern "C" fn read(fd: c_int, buf: *mut c_void, n: usize) -> isize {
 }
 
 /// `pread(2)`.
+///
+/// # Safety
+/// The C contract of the function it wraps.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn pread(fd: c_int, buf: *mut c_void, n: usize, off: i64) -> isize {
     prepare_kernel_write(buf as usize, n);
@@ -61,6 +69,9 @@ pub unsafe extern "C" fn pread(fd: c_int, buf: *mut c_void, n: usize, off: i64) 
 }
 
 /// `pread64(2)` (the same call on 64-bit Linux).
+///
+/// # Safety
+/// The C contract of the function it wraps.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn pread64(fd: c_int, buf: *mut c_void, n: usize, off: i64) -> isize {
     prepare_kernel_write(buf as usize, n);
@@ -70,6 +81,9 @@ pub unsafe extern "C" fn pread64(fd: c_int, buf: *mut c_void, n: usize, off: i64
 }
 
 /// `readv(2)`.
+///
+/// # Safety
+/// The C contract of the function it wraps.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn readv(fd: c_int, iov: *const libc::iovec, n: c_int) -> isize {
     // SAFETY: forwarded from the caller.
@@ -80,6 +94,9 @@ pub unsafe extern "C" fn readv(fd: c_int, iov: *const libc::iovec, n: c_int) -> 
 }
 
 /// `preadv(2)`.
+///
+/// # Safety
+/// The C contract of the function it wraps.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn preadv(fd: c_int, iov: *const libc::iovec, n: c_int, off: i64) -> isize {
     // SAFETY: forwarded from the caller.
@@ -90,6 +107,9 @@ pub unsafe extern "C" fn preadv(fd: c_int, iov: *const libc::iovec, n: c_int, of
 }
 
 /// `preadv64(2)`.
+///
+/// # Safety
+/// The C contract of the function it wraps.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn preadv64(fd: c_int, iov: *const libc::iovec, n: c_int, off: i64) -> isize {
     // SAFETY: forwarded from the caller.
@@ -100,6 +120,9 @@ pub unsafe extern "C" fn preadv64(fd: c_int, iov: *const libc::iovec, n: c_int, 
 }
 
 /// `recv(2)`.
+///
+/// # Safety
+/// The C contract of the function it wraps.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn recv(fd: c_int, buf: *mut c_void, n: usize, flags: c_int) -> isize {
     prepare_kernel_write(buf as usize, n);
@@ -109,6 +132,9 @@ pub unsafe extern "C" fn recv(fd: c_int, buf: *mut c_void, n: usize, flags: c_in
 }
 
 /// `recvfrom(2)`: the buffer and the source address may both be in the heap.
+///
+/// # Safety
+/// The C contract of the function it wraps.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn recvfrom(
     fd: c_int,
@@ -133,6 +159,9 @@ pub unsafe extern "C" fn recvfrom(
 }
 
 /// `recvmsg(2)`: the data buffers, the name and the control buffer, and the header itself.
+///
+/// # Safety
+/// The C contract of the function it wraps.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn recvmsg(fd: c_int, msg: *mut libc::msghdr, flags: c_int) -> isize {
     if !msg.is_null() {
@@ -151,6 +180,9 @@ pub unsafe extern "C" fn recvmsg(fd: c_int, msg: *mut libc::msghdr, flags: c_int
 
 /// `fread(3)`: glibc reads large requests straight into the destination, and fills the
 /// stream's buffer (possibly allocated just now) with an internal `read`.
+///
+/// # Safety
+/// The C contract of `fread`.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn fread(ptr: *mut c_void, size: usize, n: usize, fp: *mut c_void) -> usize {
     // SAFETY: forwarded from the caller's contract (valid stream).
@@ -161,6 +193,9 @@ pub unsafe extern "C" fn fread(ptr: *mut c_void, size: usize, n: usize, fp: *mut
 }
 
 /// `fread_unlocked(3)`.
+///
+/// # Safety
+/// The C contract of the function it wraps.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn fread_unlocked(ptr: *mut c_void, size: usize, n: usize, fp: *mut c_void) -> usize {
     // SAFETY: forwarded from the caller's contract (valid stream).
@@ -170,6 +205,8 @@ pub unsafe extern "C" fn fread_unlocked(ptr: *mut c_void, size: usize, n: usize,
     unsafe { f(ptr, size, n, fp) }
 }
 
+/// # Safety
+/// `fp` is null or an open stream.
 unsafe fn prepare_stream(ptr: *mut c_void, size: usize, n: usize, fp: *mut c_void) {
     prepare_kernel_write(ptr as usize, size.saturating_mul(n));
     if !fp.is_null() {

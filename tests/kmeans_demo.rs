@@ -1,0 +1,241 @@
+//! The crash demo in small: the kmeans example, killed with SIGKILL two or three times at
+//! random moments and resumed each time, prints the same `result` as an uninterrupted run, and
+//! no resumed run starts over.
+//!
+//! The test runs the example binary that `cargo test` builds next to the test executables
+//! (`target/<profile>/examples/kmeans`). `KMEANS_TEST_SEED=<n>` replays a kill schedule.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitStatus, Stdio};
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::time::{Duration, Instant};
+
+use common::{Rng, TempDir, killed};
+
+const ARGS: &[&str] = &["--points", "12000", "--k", "10", "--iters", "24", "--dim", "12", "--seed", "5"];
+const ITERS: u64 = 24;
+/// Generous: a hung run fails the test instead of blocking it forever.
+const LIMIT: Duration = Duration::from_secs(300);
+
+fn kmeans_bin() -> PathBuf {
+    let exe = std::env::current_exe().expect("current_exe");
+    // target/<profile>/deps/kmeans_demo-<hash> → target/<profile>/examples/kmeans
+    let profile_dir = exe.parent().and_then(Path::parent).expect("the test executable lives in target/<profile>/deps");
+    let bin = profile_dir.join("examples").join("kmeans");
+    assert!(
+        bin.is_file(),
+        "the kmeans example is missing at {}: build it with `cargo build --example kmeans` \
+         (a plain `cargo test` builds it; `cargo test --test kmeans_demo` alone does not)",
+        bin.display()
+    );
+    bin
+}
+
+fn kmeans(bin: &Path, args: &[&str], dir: &Path) -> Command {
+    let mut c = Command::new(bin);
+    for (k, _) in std::env::vars_os() {
+        if k.to_str().is_some_and(|k| k.starts_with("CRTHREADS_")) {
+            c.env_remove(k);
+        }
+    }
+    c.args(args).env("CRTHREADS_DIR", dir).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    c
+}
+
+/// When to kill: once `iter target` (or later) appears, after `fraction` of an iteration or
+/// at the next `iter` line, whichever comes first.
+struct Kill {
+    target: u64,
+    fraction: f64,
+}
+
+struct Outcome {
+    status: ExitStatus,
+    lines: Vec<String>,
+    stderr: String,
+    /// Time from the start to the last stdout line.
+    elapsed: Duration,
+    kill_sent: bool,
+}
+
+impl Outcome {
+    fn iters(&self) -> Vec<u64> {
+        self.lines.iter().filter_map(|l| l.strip_prefix("iter ")?.parse().ok()).collect()
+    }
+    fn result(&self) -> Option<&str> {
+        self.lines.iter().find_map(|l| l.strip_prefix("result "))
+    }
+    /// Consecutive `iter` lines, then at most one `result` line, last; nothing else.
+    fn assert_shape(&self, what: &str) {
+        let n = self.iters().len();
+        for w in self.iters().windows(2) {
+            assert_eq!(w[1], w[0] + 1, "{what}: iterations not consecutive: {:?}\n{}", self.lines, self.stderr);
+        }
+        let results = self.lines.iter().filter(|l| l.starts_with("result ")).count();
+        assert_eq!(n + results, self.lines.len(), "{what}: unexpected stdout lines: {:?}", self.lines);
+        assert!(results <= 1, "{what}: several result lines: {:?}", self.lines);
+        if results == 1 {
+            assert!(self.lines.last().is_some_and(|l| l.starts_with("result ")), "{what}: {:?}", self.lines);
+        }
+    }
+}
+
+/// Runs kmeans to its end, killing it according to `kill`.
+fn run(mut cmd: Command, kill: Option<&Kill>, per_iter: Duration) -> Outcome {
+    let mut child = cmd.spawn().expect("start kmeans");
+    let start = Instant::now();
+    let out = child.stdout.take().expect("stdout pipe");
+    let err = child.stderr.take().expect("stderr pipe");
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for l in BufReader::new(out).lines().map_while(Result::ok) {
+            if tx.send((Instant::now(), l)).is_err() {
+                break;
+            }
+        }
+    });
+    let stderr = std::thread::spawn(move || std::io::read_to_string(err).unwrap_or_default());
+    let mut lines = Vec::new();
+    let mut elapsed = Duration::ZERO;
+    let mut deadline: Option<Instant> = None;
+    let mut kill_sent = false;
+    loop {
+        let give_up = start + LIMIT;
+        let until = deadline.filter(|_| !kill_sent).map_or(give_up, |d| d.min(give_up));
+        match rx.recv_timeout(until.saturating_duration_since(Instant::now())) {
+            Ok((t, l)) => {
+                if let (Some(k), false, Some(i)) =
+                    (kill, kill_sent, l.strip_prefix("iter ").and_then(|i| i.parse().ok()))
+                {
+                    let i: u64 = i;
+                    if deadline.is_some() {
+                        deadline = Some(t); // the aimed-at iteration is over: kill now
+                    } else if i >= k.target {
+                        deadline = Some(t + per_iter.mul_f64(k.fraction));
+                    }
+                }
+                elapsed = t - start;
+                lines.push(l);
+            }
+            Err(RecvTimeoutError::Timeout) => {
+                if Instant::now() >= give_up {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    panic!("kmeans ran longer than {LIMIT:?}; output so far: {lines:?}");
+                }
+            }
+            Err(RecvTimeoutError::Disconnected) => break,
+        }
+        if deadline.is_some_and(|d| Instant::now() >= d) && !kill_sent {
+            child.kill().expect("send SIGKILL");
+            kill_sent = true;
+        }
+    }
+    let status = child.wait().expect("wait for kmeans");
+    let stderr = stderr.join().unwrap_or_default();
+    Outcome { status, lines, stderr, elapsed, kill_sent }
+}
+
+fn seed() -> u64 {
+    match std::env::var("KMEANS_TEST_SEED") {
+        Ok(v) => v.trim().parse().expect("KMEANS_TEST_SEED must be an integer"),
+        Err(_) => {
+            let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+            t.as_nanos() as u64 ^ u64::from(std::process::id())
+        }
+    }
+}
+
+#[test]
+fn killed_and_resumed_run_matches_uninterrupted_run() {
+    let bin = kmeans_bin();
+    let seed = seed();
+    println!("kill schedule seed {seed} (replay with KMEANS_TEST_SEED={seed})");
+    let mut rng = Rng(seed);
+
+    let plain = TempDir::new("kmeans-plain");
+    let ckpt = plain.join("ckpt");
+    let base = run(kmeans(&bin, ARGS, &ckpt), None, Duration::ZERO);
+    assert!(base.status.success(), "uninterrupted run failed: {}\n{}", base.status, base.stderr);
+    base.assert_shape("uninterrupted run");
+    assert_eq!(base.iters(), (0..ITERS).collect::<Vec<_>>(), "uninterrupted run");
+    let expected = base.result().expect("uninterrupted run printed no result line").to_string();
+    assert!(!ckpt.exists(), "the checkpoint directory survived a clean exit");
+    let per_iter = base.elapsed / ITERS as u32;
+
+    let crashy = TempDir::new("kmeans-killed");
+    let ckpt = crashy.join("ckpt");
+    let planned = 2 + rng.below(2);
+    let mut kills = 0;
+    let mut interrupted: Option<u64> = None; // the iteration the last kill interrupted
+    loop {
+        let kill = (kills < planned).then(|| {
+            // Aim after iteration 0 is committed (a resume then never prints `iter 0`) and
+            // before the last iteration (so the kill finds kmeans still running).
+            let lo = interrupted.unwrap_or(0).max(1);
+            let span = (ITERS - 2).saturating_sub(lo) / (planned - kills);
+            Kill { target: lo + rng.below(span + 1), fraction: (rng.next() >> 11) as f64 / (1u64 << 53) as f64 }
+        });
+        let out = run(kmeans(&bin, ARGS, &ckpt), kill.as_ref(), per_iter);
+        let what = format!("run after {kills} kills");
+        out.assert_shape(&what);
+        let iters = out.iters();
+        match interrupted {
+            None => assert_eq!(iters.first(), Some(&0), "{what}: a fresh run starts at iter 0\n{}", out.stderr),
+            Some(last) => {
+                let first = iters.first().copied();
+                let shown = first.map_or_else(|| "none".to_string(), |f| format!("`iter {f}`"));
+                println!("{what}: first line {shown}, after a kill during iter {last}");
+                assert_ne!(first, Some(0), "{what}: restarted from iter 0\n{}", out.stderr);
+                assert!(
+                    first == Some(last) || first == Some(last + 1) || (first.is_none() && last + 1 == ITERS),
+                    "{what}: resumed at {first:?}, but the kill interrupted iter {last}\n{}",
+                    out.stderr
+                );
+                assert!(out.stderr.contains("resuming at iteration"), "{what}: no restore note\n{}", out.stderr);
+            }
+        }
+        if let Some(k) = &kill {
+            assert!(
+                out.kill_sent,
+                "{what}: ended ({}) before the kill aimed at iter {} was sent",
+                out.status, k.target
+            );
+            assert!(killed(&out.status), "{what}: not killed by SIGKILL: {}\n{}", out.status, out.stderr);
+            assert_eq!(out.result(), None, "{what}: the kill landed after kmeans finished");
+            interrupted = Some(*iters.last().expect("killed before printing any iter line"));
+            kills += 1;
+            continue;
+        }
+        assert!(out.status.success(), "{what}: failed: {}\n{}", out.status, out.stderr);
+        assert_eq!(out.result(), Some(expected.as_str()), "result after {kills} kills differs from uninterrupted");
+        assert!(!ckpt.exists(), "the checkpoint directory survived a clean exit");
+        break;
+    }
+    assert_eq!(kills, planned);
+}
+
+#[test]
+fn bad_arguments_are_rejected_before_anything_starts() {
+    let bin = kmeans_bin();
+    let dir = TempDir::new("kmeans-args");
+    let ckpt = dir.join("ckpt");
+    for (args, needle) in [
+        (&["--points", "3", "--k", "5"][..], "must not exceed `--points`"),
+        (&["--points", "many"][..], "`--points` expects a positive integer, got `many`"),
+        (&["--iters", "-1"][..], "`--iters` expects a non-negative integer"),
+        (&["--k=0"][..], "`--k` must be at least 1"),
+        (&["--frobnicate", "1"][..], "unknown argument `--frobnicate`"),
+        (&["--seed"][..], "`--seed` needs a value"),
+    ] {
+        let out = kmeans(&bin, args, &ckpt).output().expect("run kmeans");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}\n{stderr}", out.status);
+        assert!(stderr.contains(needle), "{args:?}: stderr lacks `{needle}`:\n{stderr}");
+        assert!(out.stdout.is_empty(), "{args:?}: printed on stdout");
+        assert!(!ckpt.exists(), "{args:?}: created a checkpoint directory");
+    }
+}
