@@ -21,17 +21,7 @@ const ITERS: u64 = 24;
 const LIMIT: Duration = Duration::from_secs(300);
 
 fn kmeans_bin() -> PathBuf {
-    let exe = std::env::current_exe().expect("current_exe");
-    // target/<profile>/deps/kmeans_demo-<hash> → target/<profile>/examples/kmeans
-    let profile_dir = exe.parent().and_then(Path::parent).expect("the test executable lives in target/<profile>/deps");
-    let bin = profile_dir.join("examples").join("kmeans");
-    assert!(
-        bin.is_file(),
-        "the kmeans example is missing at {}: build it with `cargo build --example kmeans` \
-         (a plain `cargo test` builds it; `cargo test --test kmeans_demo` alone does not)",
-        bin.display()
-    );
-    bin
+    common::example_bin("kmeans")
 }
 
 fn kmeans(bin: &Path, args: &[&str], dir: &Path) -> Command {

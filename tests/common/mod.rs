@@ -53,6 +53,21 @@ pub fn child(role: &str) -> Command {
     c
 }
 
+/// The example binary `name`, built by cargo next to the test executables
+/// (`target/<profile>/deps/<test>` → `target/<profile>/examples/<name>`).
+pub fn example_bin(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("current_exe");
+    let profile_dir = exe.parent().and_then(Path::parent).expect("the test executable lives in target/<profile>/deps");
+    let bin = profile_dir.join("examples").join(name);
+    assert!(
+        bin.is_file(),
+        "the {name} example is missing at {}: build it with `cargo build --example {name}` \
+         (a plain `cargo test` builds it; `cargo test --test <one test>` alone does not)",
+        bin.display()
+    );
+    bin
+}
+
 /// Waits for `c` at most `limit`; kills it with SIGKILL if it runs longer. Returns the status
 /// and whether it had to be killed.
 pub fn wait_or_kill(c: &mut Child, limit: Duration) -> (ExitStatus, bool) {
