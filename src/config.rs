@@ -27,6 +27,8 @@ pub const DEFAULT_BASE: usize = 0x2000_0000_0000;
 pub const DEFAULT_CAPACITY: usize = 64 << 30;
 /// The smallest region crthreads accepts.
 pub const MIN_CAPACITY: usize = 32 << 20;
+/// The largest region crthreads accepts (page numbers are 32-bit).
+pub const MAX_CAPACITY: usize = 4 << 40;
 /// Region base and capacity must be multiples of this (2 MiB).
 pub const REGION_ALIGN: usize = 2 << 20;
 /// One past the highest user-space address on x86-64 with 4-level page tables.
@@ -214,11 +216,11 @@ impl Config {
                 expected: format!("a non-zero multiple of 2 MiB below {USER_TOP:#x}"),
             });
         }
-        if self.capacity < MIN_CAPACITY || self.capacity % REGION_ALIGN != 0 {
+        if self.capacity < MIN_CAPACITY || self.capacity > MAX_CAPACITY || self.capacity % REGION_ALIGN != 0 {
             return Err(Error::Config {
                 var: "CRTHREADS_CAPACITY",
                 value: self.capacity.to_string(),
-                expected: "a multiple of 2 MiB, at least 32M".into(),
+                expected: "a multiple of 2 MiB, at least 32M and at most 4T".into(),
             });
         }
         if self.base.checked_add(self.capacity).is_none_or(|end| end > USER_TOP) {
@@ -370,6 +372,7 @@ mod tests {
             ("CRTHREADS_CAPACITY", "lots", "64G"),
             ("CRTHREADS_CAPACITY", "1M", "at least 32M"),
             ("CRTHREADS_CAPACITY", "33M", "multiple of 2 MiB"),
+            ("CRTHREADS_CAPACITY", "8T", "at most 4T"),
             ("CRTHREADS_BASE", "0x1234", "multiple of 2 MiB"),
             ("CRTHREADS_BASE", "nowhere", "an address"),
             ("CRTHREADS_REEXEC", "maybe", "`1` or `0`"),

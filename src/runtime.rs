@@ -59,6 +59,9 @@ pub(crate) struct Runtime {
     start: Start,
     root_taken: AtomicBool,
     keep: AtomicBool,
+    /// The process that initialised the runtime: a child it forks shares the checkpoint
+    /// directory's lock and must neither checkpoint into it nor delete it.
+    pid: u32,
 }
 
 static RUNTIME: OnceLock<Runtime> = OnceLock::new();
@@ -66,6 +69,23 @@ static INITIALISING: AtomicBool = AtomicBool::new(false);
 
 pub(crate) fn get() -> Result<&'static Runtime> {
     RUNTIME.get().ok_or(Error::NotInitialised)
+}
+
+impl Runtime {
+    /// Refuses to act on the checkpoint from a forked child.
+    fn check_owner(&self) -> Result<()> {
+        if std::process::id() != self.pid {
+            return Err(Error::Unsupported {
+                what: "checkpointing in a forked child".into(),
+                why: format!(
+                    "the checkpoint in {} belongs to process {}; a child may only exec or exit",
+                    self.config.dir.display(),
+                    self.pid
+                ),
+            });
+        }
+        Ok(())
+    }
 }
 
 /// Environment variable marking a process that re-executed itself: `<pid>:<dev>:<inode>` of
@@ -210,6 +230,7 @@ fn init_inner(cfg: Config, argv: Vec<CString>) -> Result<Start> {
         start,
         root_taken: AtomicBool::new(false),
         keep: AtomicBool::new(false),
+        pid: std::process::id(),
     };
     rt.keep.store(rt.config.keep, Ordering::Relaxed);
     if RUNTIME.set(rt).is_err() {
@@ -306,7 +327,11 @@ pub fn config() -> Result<Config> {
 /// during the call. On failure the previous checkpoint stays valid and the error is returned
 /// (and reported on stderr).
 pub fn checkpoint() -> Result<Stats> {
-    internal(|| ckpt::take(get()?))
+    internal(|| {
+        let rt = get()?;
+        rt.check_owner()?;
+        ckpt::take(rt)
+    })
 }
 
 /// Deletes the checkpoint: the program's work is complete. Called automatically when the
@@ -314,6 +339,7 @@ pub fn checkpoint() -> Result<Stats> {
 pub fn retire() -> Result<()> {
     internal(|| {
         let rt = get()?;
+        rt.check_owner()?;
         let mut st = rt.state.lock().unwrap_or_else(|p| p.into_inner());
         st.retired = true;
         st.store.retire()
@@ -322,7 +348,7 @@ pub fn retire() -> Result<()> {
 
 extern "C" fn on_exit(status: libc::c_int, _arg: *mut libc::c_void) {
     let Some(rt) = RUNTIME.get() else { return };
-    if status != 0 || rt.keep.load(Ordering::Relaxed) {
+    if status != 0 || rt.keep.load(Ordering::Relaxed) || std::process::id() != rt.pid {
         return;
     }
     internal(|| {
