@@ -3,14 +3,16 @@ CARGO ?= cargo
 PREFIX ?= /usr/local
 FEATURES := --features crthreads/failpoints
 TARGET_DIR ?= $(if $(CARGO_TARGET_DIR),$(CARGO_TARGET_DIR),target)
+FUZZ_SECONDS ?= 60
 
-.PHONY: all build lib test lint demo bench install clean
+.PHONY: all build lib test lint loom demo bench fuzz install uninstall clean
 
 all: build
 
 build:
 	$(CARGO) build --workspace --release
 
+# libcrthreads.so and libcrthreads.a in $(TARGET_DIR)/release
 lib:
 	$(CARGO) build -p crthreads-cabi --release
 
@@ -18,14 +20,46 @@ lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets $(FEATURES) -- -D warnings
 
+# Every test: lints, unit and integration tests (crash tests with failpoints compiled in), the
+# C suite against the built library, the fuzz corpus replay, and the loom models.
 test: lint lib
 	$(CARGO) test --workspace $(FEATURES)
+	$(MAKE) loom
+
+loom:
+	RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS=2 CARGO_TARGET_DIR=$(TARGET_DIR)/loom \
+		$(CARGO) test -p crthreads-loom-tests --release
 
 # K-means, killed with SIGKILL at random moments and resumed until it completes; its result
 # must equal an uninterrupted run's, and no resumed run may start over.
 demo:
 	$(CARGO) build --release --example kmeans --example demo
 	$(TARGET_DIR)/release/examples/demo $(TARGET_DIR)/release/examples/kmeans --points 200000 --k 16 --iters 40 --seed 7
+
+# Medians against baselines measured in the same run (glibc malloc, raw page protection,
+# pwrite bandwidth).
+bench:
+	$(CARGO) build --release -p crthreads-benches
+	$(TARGET_DIR)/release/malloc
+	$(TARGET_DIR)/release/track
+	$(TARGET_DIR)/release/ckpt
+
+# Coverage-guided fuzzing (needs cargo-fuzz; stable Rust runs it with RUSTC_BOOTSTRAP=1).
+fuzz:
+	cd fuzz && RUSTC_BOOTSTRAP=1 $(CARGO) fuzz run store_decode -- -max_total_time=$(FUZZ_SECONDS)
+	cd fuzz && RUSTC_BOOTSTRAP=1 $(CARGO) fuzz run heap_ops -- -max_total_time=$(FUZZ_SECONDS)
+
+install: lib
+	install -d $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig
+	install -m 755 $(TARGET_DIR)/release/libcrthreads.so $(DESTDIR)$(PREFIX)/lib/
+	install -m 644 $(TARGET_DIR)/release/libcrthreads.a $(DESTDIR)$(PREFIX)/lib/
+	install -m 644 cabi/include/checkpoint_restore.h $(DESTDIR)$(PREFIX)/include/
+	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@VERSION@|$(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)|g' \
+		cabi/crthreads.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/crthreads.pc
+
+uninstall:
+	rm -f $(DESTDIR)$(PREFIX)/lib/libcrthreads.so $(DESTDIR)$(PREFIX)/lib/libcrthreads.a \
+		$(DESTDIR)$(PREFIX)/include/checkpoint_restore.h $(DESTDIR)$(PREFIX)/lib/pkgconfig/crthreads.pc
 
 clean:
 	$(CARGO) clean
