@@ -1,21 +1,7 @@
-//! crthreads: crash-resumable programs.
+#![doc = include_str!("../README.md")]
 //!
-//! Every allocation of the program lives in a persistent region at a fixed address. A
-//! checkpoint copies the pages changed since the last one into the inactive half of a
-//! double-buffered store and commits it atomically; after a crash (kill -9, OOM kill, power
-//! loss in `sync` mode) running the program again finds its heap exactly as it was at the last
-//! checkpoint, pointers included.
+//! ## Glossary
 //!
-//! ```text
-//!   program ──malloc/free──► heap ──(pages)──► region (fixed address, MAP_NORESERVE)
-//!      │                                          ▲  │
-//!      └── checkpoint() ──► ckpt ──► track ───────┘  │ dirty pages
-//!                            │                       ▼
-//!                            └───────────────────► store ──► slot-0 / slot-1 (crc32c)
-//!   init() ──► restore: store ──► region ──► heap adopts its metadata
-//! ```
-//!
-//! Glossary:
 //! - **region**: the fixed-address mapping holding the persistent heap and its metadata.
 //! - **page**: 4 KiB of the region; the unit of tracking and of checkpoint I/O.
 //! - **slot**: one of the two checkpoint files; a checkpoint writes the inactive one.
@@ -25,24 +11,6 @@
 //! - **extent**: a run of live pages (metadata, page map, heap area in use).
 //! - **volatile**: memory outside the region (never checkpointed).
 //!
-//! Rust programs set the allocator and call [`init`] first thing:
-//!
-//! ```no_run
-//! #[global_allocator]
-//! static A: crthreads::CrAlloc = crthreads::CrAlloc;
-//!
-//! fn main() -> Result<(), crthreads::Error> {
-//!     let start = crthreads::init(crthreads::Config::from_env()?)?;
-//!     // SAFETY: the root holds only persistent data.
-//!     let mut counter = unsafe { crthreads::root(|| 0u64) }?;
-//!     while *counter < 10 {
-//!         *counter += 1;
-//!         crthreads::checkpoint()?;
-//!     }
-//!     println!("{start:?}, counter = {}", *counter);
-//!     Ok(())
-//! }
-//! ```
 #![deny(unsafe_code, unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]
 
