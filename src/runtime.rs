@@ -289,6 +289,7 @@ pub fn init_or_adopt(ov: &Overrides) -> Result<Start> {
 /// unusable checkpoint ends the process with status 1 and a message, since running without
 /// the checkpoint would silently lose the program's progress.
 pub fn auto_init(argv: Vec<CString>) {
+    heap::install_fork_handlers();
     internal(|| {
         if std::env::var_os("CRTHREADS_AUTO").is_some_and(|v| v == "0") {
             return;

@@ -200,9 +200,33 @@ pub(crate) unsafe fn adopt(l: &RegionLayout) -> std::result::Result<(), String> 
     Ok(())
 }
 
+/// `fork` in a multithreaded program: the child inherits only the forking thread, so any
+/// allocator lock held by another thread at that instant would stay locked forever in the
+/// child. Take them all before the fork and release them on both sides.
+extern "C" fn before_fork() {
+    volatile::lock();
+    lock_all();
+}
+
+extern "C" fn after_fork() {
+    unlock_all();
+    volatile::unlock();
+}
+
+/// Installs the fork handlers (once; later calls do nothing). Called when the heap goes live,
+/// and by the C library as soon as it is loaded, since its volatile allocator is in use from
+/// the start.
+pub fn install_fork_handlers() {
+    static DONE: AtomicBool = AtomicBool::new(false);
+    if !DONE.swap(true, Ordering::AcqRel) {
+        crate::sys::proc::at_fork(before_fork, after_fork, after_fork);
+    }
+}
+
 /// Publishes the heap: from now on allocations go to the region.
 pub(crate) fn go_live(l: &RegionLayout) {
     cache::create_exit_key();
+    install_fork_handlers();
     let ctx = Ctx::from_layout(l);
     G.base.store(ctx.base, Ordering::Relaxed);
     G.capacity.store(l.capacity, Ordering::Relaxed);
@@ -464,6 +488,14 @@ unsafe fn free_slow(p: *mut u8) {
     if p.is_null() {
         return;
     }
+    // `free` must not change errno (POSIX.1-2024); giving pages back may fail harmlessly.
+    let saved = crate::sys::errno();
+    // SAFETY: forwarded.
+    unsafe { free_dispatch(p) };
+    crate::sys::set_errno(saved);
+}
+
+unsafe fn free_dispatch(p: *mut u8) {
     if !in_region(p) {
         // SAFETY: blocks outside the region come from the volatile allocator.
         unsafe { volatile::free(p) };

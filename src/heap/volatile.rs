@@ -42,6 +42,18 @@ static V: Arena = Arena {
     state: core::cell::UnsafeCell::new(State { cur: 0, end: 0, free: [0; MAX_SHIFT + 1] }),
 };
 
+/// Takes the allocator's lock (around `fork`).
+pub(crate) fn lock() {
+    V.lock.lock();
+}
+
+/// Releases what [`lock`] took.
+pub(crate) fn unlock() {
+    // SAFETY: paired with `lock` by the fork handlers, in the thread (or its forked copy) that
+    // took it.
+    unsafe { V.lock.unlock() }
+}
+
 /// Allocates `size` bytes aligned to `align` (a power of two). Null when out of memory.
 pub fn alloc(size: usize, align: usize) -> *mut u8 {
     let align = align.max(16);
@@ -95,7 +107,7 @@ unsafe fn finish(start: usize, word: usize, align: usize) -> *mut u8 {
 }
 
 fn alloc_big(need: usize, align: usize) -> *mut u8 {
-    let len = need.next_multiple_of(PAGE);
+    let Some(len) = need.checked_next_multiple_of(PAGE) else { return null_mut() };
     match mman::map_anon(len) {
         // SAFETY: the new mapping has room for header, alignment padding and the size.
         Ok(m) => unsafe { finish(m.as_ptr() as usize, len | BIG, align) },

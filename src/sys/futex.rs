@@ -1,4 +1,7 @@
 //! Futex wait and wake on a 32-bit atomic (`FUTEX_PRIVATE_FLAG`: process-private).
+//!
+//! Both preserve `errno`: they run inside `free`, which POSIX forbids to change it, and a
+//! contended wait routinely fails with EAGAIN or EINTR.
 
 use core::sync::atomic::AtomicU32;
 
@@ -6,6 +9,7 @@ use core::sync::atomic::AtomicU32;
 /// callers re-check their condition in a loop.
 #[inline]
 pub(crate) fn wait(word: &AtomicU32, expected: u32) {
+    let saved = super::errno();
     // SAFETY: `word` is a valid aligned u32 for the duration of the call; a null timeout waits
     // indefinitely. EINTR, EAGAIN (value changed) and spurious returns are all fine for callers
     // that loop.
@@ -18,13 +22,16 @@ pub(crate) fn wait(word: &AtomicU32, expected: u32) {
             core::ptr::null::<libc::timespec>(),
         );
     }
+    super::set_errno(saved);
 }
 
 /// Wakes at most `n` threads blocked in [`wait`] on `word`.
 #[inline]
 pub(crate) fn wake(word: &AtomicU32, n: i32) {
+    let saved = super::errno();
     // SAFETY: FUTEX_WAKE only reads the address as a key; it never dereferences user memory.
     unsafe {
         libc::syscall(libc::SYS_futex, word as *const AtomicU32, libc::FUTEX_WAKE | libc::FUTEX_PRIVATE_FLAG, n);
     }
+    super::set_errno(saved);
 }

@@ -145,6 +145,12 @@ pub fn exit_now(code: i32) -> ! {
     unsafe { libc::_exit(code) }
 }
 
+/// Registers fork handlers (`pthread_atfork`).
+pub(crate) fn at_fork(prepare: extern "C" fn(), parent: extern "C" fn(), child: extern "C" fn()) {
+    // SAFETY: plain function pointers with the expected signature.
+    unsafe { libc::pthread_atfork(Some(prepare), Some(parent), Some(child)) };
+}
+
 /// Kills the calling process with SIGKILL, as a crash would.
 #[cfg(feature = "failpoints")]
 pub(crate) fn kill_self() -> ! {
