@@ -77,9 +77,14 @@ impl Table {
         // SAFETY: as in `chunk`, with `&mut self` for exclusivity.
         unsafe { core::slice::from_raw_parts_mut(self.ptr.add(start).cast::<u8>(), PAGE) }
     }
+    /// Empties the table by giving its pages back (they read as zero again), rather than
+    /// writing zeros over what may be a large, mostly untouched mapping.
     fn clear(&mut self) {
-        // SAFETY: the whole mapping is ours.
-        unsafe { core::ptr::write_bytes(self.ptr, 0, self.len) }
+        // SAFETY: the whole mapping is ours and `&mut self` means nobody reads it now.
+        if unsafe { mman::discard(self.ptr as usize, self.len * 8) }.is_err() {
+            // SAFETY: as above.
+            unsafe { core::ptr::write_bytes(self.ptr, 0, self.len) }
+        }
     }
 }
 
