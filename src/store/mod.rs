@@ -536,9 +536,15 @@ impl Store {
             // keeps unchanged during the commit.
             unsafe { fs::pwrite_all(fd, src, n as usize * PAGE, self.geo.page_off(p)) }.map_err(os("write"))?;
             for q in p..p + n {
-                // SAFETY: as above; the page is mapped and readable.
-                let page = unsafe { core::slice::from_raw_parts((self.base + q * PAGE as u64) as *const u8, PAGE) };
-                self.tables[s].set(q, Entry { crc: format::page_crc(page), epoch: seq as u32 });
+                // The mirror writes pages the other slot took a moment ago: reuse their crc.
+                let twin = self.tables[1 - s].get(q);
+                let crc = if twin.epoch == seq as u32 && twin.crc != 0 {
+                    twin.crc
+                } else {
+                    // SAFETY: as above; the page is mapped and readable.
+                    format::page_crc(unsafe { core::slice::from_raw_parts((self.base + q * PAGE as u64) as *const u8, PAGE) })
+                };
+                self.tables[s].set(q, Entry { crc, epoch: seq as u32 });
             }
             let g = p / GROUP_PAGES as u64;
             if dirty_groups.last() != Some(&g) {
