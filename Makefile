@@ -3,7 +3,8 @@ CARGO ?= cargo
 PREFIX ?= /usr/local
 FEATURES := --features crthreads/failpoints
 TARGET_DIR ?= $(if $(CARGO_TARGET_DIR),$(CARGO_TARGET_DIR),target)
-FUZZ_SECONDS ?= 60
+FUZZ_SECONDS ?= 300
+FUZZ_TARGETS := store_decode heap_ops
 
 .PHONY: all build lib test lint loom demo bench fuzz install uninstall clean
 
@@ -44,10 +45,15 @@ bench:
 	$(TARGET_DIR)/release/track
 	$(TARGET_DIR)/release/ckpt
 
-# Coverage-guided fuzzing (needs cargo-fuzz; stable Rust runs it with RUSTC_BOOTSTRAP=1).
+# Coverage-guided fuzzing (needs `cargo install cargo-fuzz`; RUSTC_BOOTSTRAP=1 lets stable rustc
+# take the sanitizer flags). New inputs go to fuzz/target/corpus; the committed fuzz/corpus seeds
+# the run and is replayed by `make test` (tests/fuzz_replay.rs).
 fuzz:
-	cd fuzz && RUSTC_BOOTSTRAP=1 $(CARGO) fuzz run store_decode -- -max_total_time=$(FUZZ_SECONDS)
-	cd fuzz && RUSTC_BOOTSTRAP=1 $(CARGO) fuzz run heap_ops -- -max_total_time=$(FUZZ_SECONDS)
+	@for t in $(FUZZ_TARGETS); do \
+	  mkdir -p fuzz/target/corpus/$$t && \
+	  (cd fuzz && RUSTC_BOOTSTRAP=1 $(CARGO) fuzz run $$t target/corpus/$$t corpus/$$t -- \
+	    -max_total_time=$(FUZZ_SECONDS)) || exit 1; \
+	done
 
 install: lib
 	install -d $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig

@@ -202,8 +202,11 @@ fn init_inner(cfg: Config, argv: Vec<CString>) -> Result<Start> {
             // Restore reset locks and cache owners in these pages: they differ from the image.
             discarded.insert_range(0, layout.pagemap_start);
             for w in &r.warnings {
+                sys::write_stderr(&[format!("crthreads: warning: {w}\n").as_bytes()]);
+            }
+            if r.fell_back {
                 sys::write_stderr(&[
-                    format!("crthreads: warning: {w}; restored the older checkpoint {}\n", r.seq).as_bytes()
+                    format!("crthreads: warning: restored the older checkpoint {} instead\n", r.seq).as_bytes()
                 ]);
             }
             Start::Restored { seq: r.seq }

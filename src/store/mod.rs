@@ -133,8 +133,11 @@ pub struct Restored {
     pub meta: Vec<u8>,
     /// Pages read into the region.
     pub pages: u64,
-    /// Problems met on the way (a newer slot that did not validate, ...).
+    /// Problems met on the way: a slot that did not validate, named with the reason.
     pub warnings: Vec<String>,
+    /// Whether a slot that may have held a newer checkpoint was rejected, so this restore
+    /// fell back to the older one.
+    pub fell_back: bool,
 }
 
 /// A checkpoint store for one region.
@@ -219,6 +222,7 @@ impl Store {
         let mut reasons = Vec::new();
         let mut headers: [Option<Header>; 2] = [None, None];
         let mut never_committed = true;
+        let mut damaged: Vec<String> = Vec::new();
         for (s, header) in headers.iter_mut().enumerate() {
             let Some(fd) = dir.open_slot(s, false)? else {
                 reasons.push(format!("{}: missing", file::slot_name(s)));
@@ -235,6 +239,11 @@ impl Store {
                     // An empty file, or the very first checkpoint interrupted, held nothing.
                     let first_try = n == 0 || (n == HEADER_LEN && is_writing_first(&buf));
                     never_committed &= first_try;
+                    // A checkpoint interrupted by a crash is expected; anything else is damage
+                    // and is reported even if the other slot restores.
+                    if !(n == HEADER_LEN && is_writing(&buf)) {
+                        damaged.push(format!("{}: {why}", dir.slot_path(s).display()));
+                    }
                     reasons.push(format!("{}: {why}", file::slot_name(s)));
                 }
             }
@@ -250,7 +259,8 @@ impl Store {
         }
         let mut order: Vec<usize> = (0..2).filter(|&s| headers[s].is_some()).collect();
         order.sort_by_key(|&s| std::cmp::Reverse(headers[s].as_ref().map(|h| h.seq)));
-        let mut warnings: Vec<String> = Vec::new();
+        let fell_back_on_header = !damaged.is_empty();
+        let mut warnings: Vec<String> = damaged;
         for (i, &s) in order.iter().enumerate() {
             let h = headers[s].clone().expect("filtered above");
             if h.base != self.base || h.capacity != self.capacity {
@@ -294,7 +304,8 @@ impl Store {
                     };
                     self.adopt_restored(s, &h, other_ok.as_ref());
                     self.dir = Some(dir);
-                    return Ok(Some(Restored { seq: h.seq, slot: s, header: h, meta, pages, warnings }));
+                    let fell_back = i > 0 || fell_back_on_header;
+                    return Ok(Some(Restored { seq: h.seq, slot: s, header: h, meta, pages, warnings, fell_back }));
                 }
                 Err(why) => warnings.push(slot_err(&dir, s, why).to_string()),
             }
@@ -542,7 +553,9 @@ impl Store {
                     twin.crc
                 } else {
                     // SAFETY: as above; the page is mapped and readable.
-                    format::page_crc(unsafe { core::slice::from_raw_parts((self.base + q * PAGE as u64) as *const u8, PAGE) })
+                    format::page_crc(unsafe {
+                        core::slice::from_raw_parts((self.base + q * PAGE as u64) as *const u8, PAGE)
+                    })
                 };
                 self.tables[s].set(q, Entry { crc, epoch: seq as u32 });
             }
@@ -634,10 +647,16 @@ impl Store {
 
 /// Whether a header buffer is the `WRITING` marker of checkpoint 1 (the very first attempt).
 fn is_writing_first(b: &[u8]) -> bool {
-    b.len() >= 32
+    is_writing(b) && b[24..32] == 1u64.to_le_bytes()
+}
+
+/// Whether a header buffer is a `WRITING` marker (with a valid crc): a checkpoint was
+/// interrupted.
+fn is_writing(b: &[u8]) -> bool {
+    b.len() == HEADER_LEN
         && b[..8] == format::MAGIC
         && b[20..24] == STATE_WRITING.to_le_bytes()
-        && b[24..32] == 1u64.to_le_bytes()
+        && crc32c::crc32c(&b[..HEADER_LEN - 4]).to_le_bytes() == b[HEADER_LEN - 4..]
 }
 
 fn slot_err(dir: &Dir, s: usize, why: String) -> Error {
