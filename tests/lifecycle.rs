@@ -69,7 +69,7 @@ fn child_misuse() {
     let twice = unsafe { crthreads::root(|| 7u32) };
     println!("root twice: {}", twice.err().map(|e| e.to_string()).unwrap_or_default());
     crthreads::checkpoint().unwrap();
-    drop(r);
+    let _ = *r;
     // SAFETY: crash, keeping the checkpoint.
     unsafe { libc::raise(libc::SIGKILL) };
 }
