@@ -34,7 +34,8 @@ pub struct Stats {
     pub dirty_pages: u64,
     /// Pages written to the store (this slot's pending set, plus the mirror if any).
     pub pages_written: u64,
-    /// Bytes written to the store, metadata included.
+    /// Bytes written to the store: pages, unchanged pages rewritten to merge two runs into one
+    /// write, tables, summary, meta and commit record.
     pub bytes_written: u64,
     /// Runs of adjacent pages written (one `pwrite` each).
     pub runs: u64,

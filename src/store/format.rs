@@ -1,16 +1,19 @@
 //! The on-disk format of a checkpoint slot. Pure encoding and decoding: no I/O, no unsafe.
 //!
-//! A slot file is a sparse image of the region, grouped in 2 MiB groups:
+//! A slot file is a sparse image of the region. Pages are grouped by 512 (2 MiB); each group
+//! has a table chunk holding the crc32c and epoch of its pages:
 //!
 //! ```text
-//! offset                     size            content
-//! 0                          4096            header: the commit record (below)
-//! META_OFF = 4096            <= META_MAX     meta: binary identity and load layout
-//! SUMMARY_OFF = 65536        4 * ngroups_max summary: crc32c of each group's table chunk
-//! groups_off(geometry)       GROUP_BYTES * n groups, one after another:
-//!   + 0                      4096              table chunk: 512 entries of {crc32c: u32, epoch: u32}
-//!   + 4096 + 4096 * i        4096              page i of the group (region page 512 g + i)
+//! offset                     size               content
+//! 0                          4096               header: the commit record (below)
+//! META_OFF = 4096            <= META_MAX        meta: binary identity and load layout
+//! SUMMARY_OFF = 65536        4 * max_groups     summary: crc32c of each group's table chunk
+//! table_off(geometry)        4096 * max_groups  table chunk g: 512 entries {crc32c: u32, epoch: u32}
+//! data_off(geometry)         4096 * pages       page p of the region at data_off + 4096 p
 //! ```
+//!
+//! Tables and pages are kept apart so that the chunks a checkpoint rewrites are neighbours on
+//! disk (few large writes), and runs of pages stay contiguous across group boundaries.
 //!
 //! Header (little-endian):
 //!
@@ -55,8 +58,6 @@ pub const SUMMARY_OFF: u64 = 65536;
 pub const GROUP_PAGES: usize = 512;
 /// Bytes of a table entry.
 pub const ENTRY_LEN: usize = 8;
-/// Bytes of a group on disk: its table chunk and its pages.
-pub const GROUP_BYTES: u64 = (PAGE + GROUP_PAGES * PAGE) as u64;
 /// Most extents a header lists.
 pub const MAX_EXTENTS: usize = 8;
 /// Header state: a checkpoint is being written into this slot; it holds nothing usable.
@@ -155,18 +156,21 @@ impl Geometry {
     pub fn max_groups(&self) -> u64 {
         self.capacity_pages.div_ceil(GROUP_PAGES as u64)
     }
-    /// Offset of the first group.
-    pub fn groups_off(&self) -> u64 {
+    /// Offset of the table area.
+    pub fn table_off(&self) -> u64 {
         SUMMARY_OFF + (self.max_groups() * 4).next_multiple_of(PAGE as u64)
     }
     /// Offset of group `g`'s table chunk.
     pub fn chunk_off(&self, g: u64) -> u64 {
-        self.groups_off() + g * GROUP_BYTES
+        self.table_off() + g * PAGE as u64
+    }
+    /// Offset of the data area.
+    pub fn data_off(&self) -> u64 {
+        self.chunk_off(self.max_groups())
     }
     /// Offset of region page `p`.
     pub fn page_off(&self, p: u64) -> u64 {
-        let g = p / GROUP_PAGES as u64;
-        self.chunk_off(g) + PAGE as u64 + (p % GROUP_PAGES as u64) * PAGE as u64
+        self.data_off() + p * PAGE as u64
     }
 }
 
@@ -485,11 +489,12 @@ mod tests {
     }
 
     #[test]
-    fn geometry_places_pages_after_their_chunk() {
+    fn geometry_keeps_chunks_and_pages_contiguous_and_apart() {
         let g = Geometry::new(1 << 30);
         assert_eq!(g.max_groups(), 512);
-        assert_eq!(g.page_off(0), g.chunk_off(0) + 4096);
-        assert_eq!(g.page_off(512), g.chunk_off(1) + 4096);
-        assert_eq!(g.chunk_off(1) - g.chunk_off(0), GROUP_BYTES);
+        assert_eq!(g.table_off(), SUMMARY_OFF + 4096);
+        assert_eq!(g.chunk_off(1) - g.chunk_off(0), 4096);
+        assert_eq!(g.data_off(), g.chunk_off(511) + 4096);
+        assert_eq!(g.page_off(512) - g.page_off(511), 4096);
     }
 }

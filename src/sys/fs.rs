@@ -30,6 +30,10 @@ impl Stat {
     pub fn is_dir(&self) -> bool {
         self.mode & libc::S_IFMT == libc::S_IFDIR
     }
+    /// Whether this is a symbolic link.
+    pub fn is_symlink(&self) -> bool {
+        self.mode & libc::S_IFMT == libc::S_IFLNK
+    }
     /// Whether this is a regular file.
     pub fn is_file(&self) -> bool {
         self.mode & libc::S_IFMT == libc::S_IFREG
@@ -97,6 +101,16 @@ pub(crate) fn fstat(fd: BorrowedFd<'_>) -> Result<Stat, Errno> {
     let mut st: libc::stat = unsafe { core::mem::zeroed() };
     // SAFETY: `st` is a valid out-pointer and `fd` is open.
     cvt(unsafe { libc::fstat(fd.as_raw_fd(), &mut st) } as libc::c_long)?;
+    Ok(to_stat(&st))
+}
+
+/// Metadata of `path` itself (not following a final symlink, like `lstat(2)`).
+pub(crate) fn lstat(path: &Path) -> Result<Stat, Errno> {
+    let c = cpath(path)?;
+    // SAFETY: an all-zero `stat` is a valid value of this plain C struct.
+    let mut st: libc::stat = unsafe { core::mem::zeroed() };
+    // SAFETY: `c` is NUL-terminated and `st` is a valid out-pointer.
+    cvt(unsafe { libc::lstat(c.as_ptr(), &mut st) } as libc::c_long)?;
     Ok(to_stat(&st))
 }
 
@@ -195,6 +209,14 @@ pub(crate) fn try_lock_exclusive(fd: BorrowedFd<'_>) -> Result<bool, Errno> {
 pub(crate) fn ftruncate(fd: BorrowedFd<'_>, len: u64) -> Result<(), Errno> {
     // SAFETY: `fd` is open.
     retry(|| cvt(unsafe { libc::ftruncate(fd.as_raw_fd(), len as i64) } as libc::c_long)).map(drop)
+}
+
+/// Tells the kernel that `fd` is accessed at random (no readahead). Besides sparing useless
+/// reads, this keeps the page cache in small folios for the file, which makes later 4 KiB
+/// writes into it cheap. Advisory: errors are ignored.
+pub(crate) fn fadvise_random(fd: BorrowedFd<'_>) {
+    // SAFETY: `fd` is open; posix_fadvise only sets a hint.
+    unsafe { libc::posix_fadvise(fd.as_raw_fd(), 0, 0, libc::POSIX_FADV_RANDOM) };
 }
 
 /// The effective user id.

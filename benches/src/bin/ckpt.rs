@@ -29,7 +29,7 @@ fn child_fill(mib: usize, fractions: &[f64], rounds: usize) {
     let mut root = unsafe { crthreads::root(|| vec![0u8; pages * PAGE]) }.expect("root");
     let mut rng = Rng(7);
     for p in 0..pages {
-        root[p * PAGE] = rng.next() as u8;
+        root[p * PAGE] = rng.next_u64() as u8;
     }
     let first = crthreads::checkpoint().expect("checkpoint");
     println!("first {} {} {}", first.duration_us, first.pages_written, first.bytes_written);
@@ -46,7 +46,7 @@ fn child_fill(mib: usize, fractions: &[f64], rounds: usize) {
         let (mut dur, mut written, mut bw) = (Vec::new(), Vec::new(), Vec::new());
         for round in 0..rounds + 1 {
             for _ in 0..n {
-                let p = (rng.next() as usize) % pages;
+                let p = (rng.next_u64() as usize) % pages;
                 root[p * PAGE + 8] = root[p * PAGE + 8].wrapping_add(1);
             }
             let s = crthreads::checkpoint().expect("checkpoint");

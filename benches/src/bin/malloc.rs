@@ -29,7 +29,7 @@ fn work(a: Alloc, ops: usize, slots: usize, max: usize, seed: u64) {
     let mut rng = Rng(seed);
     let mut v: Vec<*mut u8> = vec![std::ptr::null_mut(); slots];
     for _ in 0..ops {
-        let r = rng.next();
+        let r = rng.next_u64();
         let i = (r as usize) % slots;
         let size = 16 + ((r >> 32) as usize) % (max - 15);
         if !v[i].is_null() {

@@ -58,7 +58,7 @@ fn raw_mprotect(pages: usize, rounds: usize) -> f64 {
     // SAFETY: installing a handler for this benchmark process.
     unsafe {
         let mut sa: libc::sigaction = std::mem::zeroed();
-        sa.sa_sigaction = unprotect as usize;
+        sa.sa_sigaction = unprotect as *const () as usize;
         sa.sa_flags = libc::SA_SIGINFO;
         libc::sigaction(libc::SIGSEGV, &sa, std::ptr::null_mut());
     }
