@@ -440,7 +440,7 @@ pub fn root_bytes(size: usize) -> Result<NonNull<u8>> {
     if let Some((addr, s, _, t)) = heap::root() {
         if s != size || t != C_ROOT {
             return Err(Error::RootType {
-                expected: format!("a block of {size} bytes"),
+                expected: format!("block of {size} bytes"),
                 found: format!("a block of {s} bytes{}", if t == C_ROOT { "" } else { " of a Rust type" }),
             });
         }

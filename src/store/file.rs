@@ -55,8 +55,20 @@ impl Dir {
         let fd = match fs::open_dir(path) {
             Ok(fd) => fd,
             Err(Errno::NOENT) => return Ok(None),
-            Err(Errno(libc::ELOOP)) | Err(Errno(libc::ENOTDIR)) => {
-                return Err(Error::Insecure { path: path.into(), reason: "it is a symlink or not a directory".into() });
+            Err(Errno(libc::ELOOP)) => {
+                return Err(Error::Insecure { path: path.into(), reason: "it is a symlink".into() });
+            }
+            // Either the path names something that is not a directory, or one of its parents
+            // is not a directory (then nothing can exist there: no checkpoint to restore, and
+            // creating the directory fails when a checkpoint is taken).
+            Err(Errno(libc::ENOTDIR)) => {
+                return match fs::lstat(path) {
+                    Ok(st) if st.is_symlink() => {
+                        Err(Error::Insecure { path: path.into(), reason: "it is a symlink".into() })
+                    }
+                    Ok(_) => Err(Error::os_at("open", path, Errno(libc::ENOTDIR))),
+                    Err(_) => Ok(None),
+                };
             }
             Err(e) => return Err(Error::os_at("open", path, e)),
         };
@@ -69,14 +81,20 @@ impl Dir {
             return Ok(d);
         }
         use std::os::unix::fs::DirBuilderExt;
-        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            std::fs::DirBuilder::new()
-                .recursive(true)
-                .mode(0o700)
-                .create(parent)
-                .map_err(|e| Error::os_at("mkdir", parent, Errno(e.raw_os_error().unwrap_or(libc::EIO))))?;
+        let mut made = fs::mkdir(path, 0o700);
+        if made == Err(Errno::NOENT) {
+            // Missing parents are created too (0700).
+            if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+                let r = std::fs::DirBuilder::new().recursive(true).mode(0o700).create(parent);
+                // EEXIST here means an ancestor exists but is not a directory.
+                made = match r.map_err(|e| e.raw_os_error().unwrap_or(libc::EIO)) {
+                    Err(libc::EEXIST) => Err(Errno(libc::ENOTDIR)),
+                    Err(e) => Err(Errno(e)),
+                    Ok(()) => fs::mkdir(path, 0o700),
+                };
+            }
         }
-        match fs::mkdir(path, 0o700) {
+        match made {
             Ok(()) | Err(Errno::EXIST) => {}
             Err(e) => return Err(Error::os_at("mkdir", path, e)),
         }
@@ -115,6 +133,7 @@ impl Dir {
         match fs::openat(self.fd.as_fd(), &c_name(s), mode, 0) {
             Ok(fd) => {
                 self.verify_file(s, &fd)?;
+                fs::fadvise_random(fd.as_fd());
                 Ok(Some(fd))
             }
             Err(Errno::NOENT) => Ok(None),
@@ -133,6 +152,7 @@ impl Dir {
         let fd = fs::openat(self.fd.as_fd(), &c_name(s), libc::O_RDWR | libc::O_CREAT | libc::O_EXCL, 0o600)
             .map_err(|e| Error::os_at("create", self.slot_path(s), e))?;
         self.verify_file(s, &fd)?;
+        fs::fadvise_random(fd.as_fd());
         Ok((fd, true))
     }
 

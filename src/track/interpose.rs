@@ -205,6 +205,48 @@ pub unsafe extern "C" fn fread_unlocked(ptr: *mut c_void, size: usize, n: usize,
     unsafe { f(ptr, size, n, fp) }
 }
 
+/// `setvbuf(3)`: a buffer the program gives a stream is filled by libc's internal `read`.
+///
+/// # Safety
+/// The C contract of `setvbuf`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn setvbuf(fp: *mut c_void, buf: *mut libc::c_char, mode: c_int, size: usize) -> c_int {
+    if !buf.is_null() {
+        prepare_kernel_write(buf as usize, size);
+    }
+    let f = next!(c"setvbuf", unsafe extern "C" fn(*mut c_void, *mut libc::c_char, c_int, usize) -> c_int);
+    // SAFETY: forwarded.
+    unsafe { f(fp, buf, mode, size) }
+}
+
+/// `setbuffer(3)`.
+///
+/// # Safety
+/// The C contract of `setbuffer`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn setbuffer(fp: *mut c_void, buf: *mut libc::c_char, size: usize) {
+    if !buf.is_null() {
+        prepare_kernel_write(buf as usize, size);
+    }
+    let f = next!(c"setbuffer", unsafe extern "C" fn(*mut c_void, *mut libc::c_char, usize));
+    // SAFETY: forwarded.
+    unsafe { f(fp, buf, size) }
+}
+
+/// `setbuf(3)`: a buffer of `BUFSIZ` bytes.
+///
+/// # Safety
+/// The C contract of `setbuf`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn setbuf(fp: *mut c_void, buf: *mut libc::c_char) {
+    if !buf.is_null() {
+        prepare_kernel_write(buf as usize, 8192);
+    }
+    let f = next!(c"setbuf", unsafe extern "C" fn(*mut c_void, *mut libc::c_char));
+    // SAFETY: forwarded.
+    unsafe { f(fp, buf) }
+}
+
 /// # Safety
 /// `fp` is null or an open stream.
 unsafe fn prepare_stream(ptr: *mut c_void, size: usize, n: usize, fp: *mut c_void) {

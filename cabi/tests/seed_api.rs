@@ -1,0 +1,688 @@
+//! End-to-end crash tests of the C seed interface (`checkpoint_restore.h`): the programs in
+//! `tests/c/seed_*.c` run against the built library, are killed with SIGKILL by this driver, and
+//! are run again with the same command, in each of the three link modes.
+//!
+//! | link mode | how the program is built                                   | how it gets crthreads             |
+//! |-----------|------------------------------------------------------------|-----------------------------------|
+//! | `preload` | plain C; the crthreads functions are weak symbols          | `LD_PRELOAD=libcrthreads.so`      |
+//! | `shared`  | `-L<lib> -Wl,-rpath,<lib> -lcrthreads`                     | `libcrthreads.so` as a dependency |
+//! | `static`  | `-Wl,-Bstatic -lcrthreads -Wl,-Bdynamic` + its native libs | `libcrthreads.a` linked in        |
+//!
+//! The scenarios (each C file's opening comment lists the checks the program makes itself):
+//! - `counter`, `counter_sync`: `seed_counter.c`, a computation whose state (a growing array, a
+//!   linked list of malloc'd nodes with strdup'd labels, an accumulator) hangs off the persistent
+//!   root, checkpointing every 20 steps. One uninterrupted run gives the reference result; then the
+//!   program is killed with SIGKILL at random moments (after a random number of new checkpoints and a
+//!   random delay, so kills land anywhere, inside `checkpoint()` included) and restarted with the
+//!   same command until it completes. Every restarted run must report `restore() == 1` and resume
+//!   exactly at the last checkpoint the killed run reported (or at the next one, if the kill came
+//!   between a commit and its message); the program checks its whole structure at every start; the
+//!   final result must equal the reference; the checkpoint directory must exist after each kill and
+//!   be gone after the final clean exit. `counter_sync` does the same under
+//!   `CRTHREADS_DURABILITY=sync`.
+//! - `crinit`: `seed_crinit.c`. `crinit(NULL)` returns 0 fresh and 1 restored; another dir,
+//!   base or capacity than the library started with fails with EBUSY and a message naming the
+//!   setting; bad attr values fail with EINVAL; attr.stats receives a JSON line per checkpoint;
+//!   attr.keep = CR_KEEP keeps the checkpoint after exit(0) and CR_REMOVE removes it even under
+//!   `CRTHREADS_KEEP=1`. Under `CRTHREADS_AUTO=0`, `crinit` with attr.dir initialises in that
+//!   directory (not `CRTHREADS_DIR`), blocks malloc'd before it stay usable, and the next run
+//!   restores from it.
+//! - `unwritable_dir`: `CRTHREADS_DIR` under a regular file. The program must start, each
+//!   `checkpoint()` returns -1 with errno ENOTDIR or EEXIST (what the OS says about such a
+//!   path) and a message, and the program finishes normally.
+//! - `checkpoint_retry`: a checkpoint fails (-1, errno set, a message naming the directory)
+//!   because the directory cannot be created; once the obstacle is removed the next checkpoint
+//!   succeeds and, after a SIGKILL, the restored heap holds data written only before the failed
+//!   checkpoint as well as after it.
+//! - `root_and_crmalloc`: `crthreads_root_get` with another size gives NULL / EINVAL and leaves
+//!   the root alone; `crmalloc`, `crrealloc` and `crfree` work like the malloc family on the
+//!   same heap; a crmalloc'd list survives a SIGKILL and the root is at the same address after
+//!   the restore.
+//! - `read_mprotect`, `read_uffd`: `seed_readio.c` under `CRTHREADS_TRACKER=mprotect` and
+//!   `uffd`: right after checkpoints (heap pages write-protected), read, pread, readv, preadv,
+//!   recv, recvfrom, recvmsg, fread, fgets, fgetc, fscanf and getline fill heap buffers
+//!   without EFAULT and with the right bytes, and after a SIGKILL the restored heap holds what
+//!   they wrote.
+//! - `setvbuf_mprotect`, `setvbuf_uffd`: the same for a stream opened after a checkpoint whose
+//!   `setvbuf` buffer is a heap block allocated before it (libc fills it with its own `read`).
+//!
+//! Every child runs with a fresh temporary `CRTHREADS_DIR`, without the inherited `CRTHREADS_*`,
+//! `LD_PRELOAD` and `LD_LIBRARY_PATH`, with re-execution left on (restores need the same
+//! layout), and is killed and reported if it runs longer than [`RUN_LIMIT`]. On a failure the
+//! driver prints the program's stderr and stdout and keeps its temporary directory.
+//! `CRTHREADS_TEST_SEED` replays the random kill moments of an earlier run (the seed is printed).
+//! `CC` chooses the C compiler (default `cc`).
+//!
+//! The library is not built here: `make lib` builds it first. The driver looks in
+//! `$CRTHREADS_LIB_DIR`, else in `<target dir>/release`, the target dir being found from this
+//! test's executable path (`<target dir>/<profile>/deps/seed_api-…`).
+
+use std::ffi::OsString;
+use std::fmt;
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant, SystemTime};
+
+/// What rustc lists (`--print native-static-libs`) for linking `libcrthreads.a`.
+const STATIC_NATIVE_LIBS: &[&str] = &["-lgcc_s", "-lutil", "-lrt", "-lpthread", "-lm", "-ldl"];
+
+const CFLAGS: &[&str] = &["-std=c11", "-O2", "-g", "-fno-builtin", "-Wall", "-Wextra", "-pthread"];
+
+/// A run longer than this is killed and reported as hung.
+const RUN_LIMIT: Duration = Duration::from_secs(30);
+
+/// `seed_counter TOTAL EVERY PAUSE_US`: 1200 steps, a checkpoint every 20, 200 µs per step.
+const COUNTER_ARGS: [&str; 3] = ["1200", "20", "200"];
+const COUNTER_EVERY: u64 = 20;
+const COUNTER_CHECKPOINTS: u64 = 1200 / COUNTER_EVERY;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Link {
+    Preload,
+    Shared,
+    Static,
+}
+
+impl fmt::Display for Link {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Link::Preload => "preload",
+            Link::Shared => "shared",
+            Link::Static => "static",
+        })
+    }
+}
+
+/// The directory holding `libcrthreads.so` and `libcrthreads.a`.
+fn lib_dir() -> PathBuf {
+    let dir = match std::env::var_os("CRTHREADS_LIB_DIR") {
+        Some(d) => PathBuf::from(d),
+        None => {
+            let exe = std::env::current_exe().expect("the test executable's path");
+            // <target dir>/<profile>/deps/seed_api-<hash>
+            let target = exe.parent().and_then(Path::parent).and_then(Path::parent);
+            target.expect("the test executable lies in <target dir>/<profile>/deps").join("release")
+        }
+    };
+    for name in ["libcrthreads.so", "libcrthreads.a"] {
+        assert!(
+            dir.join(name).is_file(),
+            "{} is missing: run `make lib` first (it runs `cargo build -p crthreads-cabi --release`), \
+             or set CRTHREADS_LIB_DIR to the directory that holds libcrthreads.so and libcrthreads.a",
+            dir.join(name).display()
+        );
+    }
+    warn_if_stale(&dir.join("libcrthreads.so"));
+    dir
+}
+
+/// Warns (on the test's captured output, shown on failure) when the library is older than the
+/// sources it is built from: the run then tests an old build.
+fn warn_if_stale(lib: &Path) {
+    fn newest(dir: &Path, newest_seen: &mut SystemTime) {
+        let Ok(entries) = std::fs::read_dir(dir) else { return };
+        for e in entries.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                newest(&p, newest_seen);
+            } else if p.extension().is_some_and(|x| x == "rs") {
+                if let Ok(t) = e.metadata().and_then(|m| m.modified()) {
+                    *newest_seen = (*newest_seen).max(t);
+                }
+            }
+        }
+    }
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut src = SystemTime::UNIX_EPOCH;
+    newest(&manifest.join("src"), &mut src);
+    newest(&manifest.join("../src"), &mut src);
+    if let Ok(built) = std::fs::metadata(lib).and_then(|m| m.modified()) {
+        if built < src {
+            eprintln!("warning: {} is older than its sources; run `make lib` to test the current code", lib.display());
+        }
+    }
+}
+
+/// A fresh directory under the system temp dir; removed when dropped, unless the test failed.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(tag: &str) -> TempDir {
+        static N: AtomicU32 = AtomicU32::new(0);
+        let n = N.fetch_add(1, Ordering::Relaxed);
+        let p = std::env::temp_dir().join(format!("crthreads-seed-{}-{n}-{tag}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&p);
+        std::fs::create_dir_all(&p).unwrap_or_else(|e| panic!("cannot create {}: {e}", p.display()));
+        TempDir(p)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("kept {} for inspection", self.0.display());
+        } else {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}
+
+/// A path as a program argument or environment value (temporary paths are UTF-8).
+fn s(p: &Path) -> &str {
+    p.to_str().expect("temporary paths are UTF-8")
+}
+
+/// xorshift64*: the random kill moments. Seeded from `CRTHREADS_TEST_SEED` or the clock.
+struct Rng(u64);
+
+impl Rng {
+    fn new(what: &str) -> Rng {
+        let seed = match std::env::var("CRTHREADS_TEST_SEED") {
+            Ok(v) => v.parse().expect("CRTHREADS_TEST_SEED is a number"),
+            Err(_) => {
+                let t = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
+                t.as_nanos() as u64 ^ (u64::from(std::process::id()) << 32)
+            }
+        };
+        eprintln!("{what}: kill moments from CRTHREADS_TEST_SEED={seed}");
+        Rng(seed | 1)
+    }
+
+    /// A number in `0..n`.
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        (self.0.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 11) % n
+    }
+}
+
+/// One C program built for one link mode, with its temporary directory.
+struct Program {
+    name: &'static str,
+    link: Link,
+    lib: PathBuf,
+    exe: PathBuf,
+    tmp: TempDir,
+}
+
+impl Program {
+    /// Compiles `tests/c/<name>.c` for `link` into a fresh temporary directory.
+    fn build(name: &'static str, link: Link) -> Program {
+        let lib = lib_dir();
+        let tmp = TempDir::new(&format!("{name}-{link}"));
+        let exe = tmp.0.join(format!("{name}-{link}"));
+        let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let cc = std::env::var_os("CC").unwrap_or_else(|| OsString::from("cc"));
+        let mut cmd = Command::new(&cc);
+        // Compile from the source directory so that failure messages name `<name>.c`.
+        cmd.current_dir(manifest.join("tests/c"))
+            .args(CFLAGS)
+            .arg("-I")
+            .arg(manifest.join("include"))
+            .arg(format!("{name}.c"))
+            .arg("-o")
+            .arg(&exe);
+        match link {
+            Link::Preload => {}
+            Link::Shared => {
+                cmd.arg("-L").arg(&lib).arg(format!("-Wl,-rpath,{}", lib.display())).arg("-lcrthreads");
+            }
+            Link::Static => {
+                cmd.arg("-L").arg(&lib).args(["-Wl,-Bstatic", "-lcrthreads", "-Wl,-Bdynamic"]).args(STATIC_NATIVE_LIBS);
+            }
+        }
+        let out = cmd
+            .stdin(Stdio::null())
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run the C compiler {cc:?} (set CC to choose another): {e}"));
+        assert!(
+            out.status.success(),
+            "compiling {name}.c ({link}) failed: {:?}\n--- compiler output ---\n{}{}",
+            cmd,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Program { name, link, lib, exe, tmp }
+    }
+
+    /// A path inside this program's temporary directory.
+    fn path(&self, name: &str) -> PathBuf {
+        self.tmp.0.join(name)
+    }
+
+    /// Starts the program with `args` and a clean environment plus `env` (which must name
+    /// `CRTHREADS_DIR`). `label` names the run in messages and its output files.
+    fn start(&self, label: &str, args: &[&str], env: &[(&str, &str)]) -> Run {
+        assert!(env.iter().any(|(k, _)| *k == "CRTHREADS_DIR"), "every run gets its own CRTHREADS_DIR");
+        let out_path = self.tmp.0.join(format!("{label}.stdout"));
+        let err_path = self.tmp.0.join(format!("{label}.stderr"));
+        let mut cmd = Command::new(&self.exe);
+        cmd.args(args).stdin(Stdio::null());
+        for (k, _) in std::env::vars_os() {
+            // cargo test puts its own target/<profile> directories on LD_LIBRARY_PATH, which
+            // would override the rpath and load a debug build of the library.
+            if k.to_string_lossy().starts_with("CRTHREADS_") || k == "LD_PRELOAD" || k == "LD_LIBRARY_PATH" {
+                cmd.env_remove(k);
+            }
+        }
+        if self.link == Link::Preload {
+            cmd.env("LD_PRELOAD", self.lib.join("libcrthreads.so"));
+        }
+        cmd.envs(env.iter().copied());
+        let create = |p: &Path| std::fs::File::create(p).unwrap_or_else(|e| panic!("create {}: {e}", p.display()));
+        cmd.stdout(create(&out_path)).stderr(create(&err_path));
+        let child = cmd.spawn().unwrap_or_else(|e| panic!("cannot start {}: {e}", self.exe.display()));
+        Run {
+            what: format!("{} [{}, {label}]", self.name, self.link),
+            command: format!("{cmd:?}"),
+            child,
+            started: Instant::now(),
+            out_path,
+            err_path,
+        }
+    }
+}
+
+/// A running program.
+struct Run {
+    what: String,
+    command: String,
+    child: Child,
+    started: Instant,
+    out_path: PathBuf,
+    err_path: PathBuf,
+}
+
+impl Run {
+    fn stdout(&self) -> String {
+        std::fs::read_to_string(&self.out_path).unwrap_or_default()
+    }
+
+    /// Polls until `ready(stdout)` holds (true) or the program exits (false). A program still
+    /// running after [`RUN_LIMIT`] is killed and reported as hung.
+    fn wait_for(&mut self, ready: impl Fn(&str) -> bool) -> bool {
+        loop {
+            if ready(&self.stdout()) {
+                return true;
+            }
+            if self.child.try_wait().expect("wait for the C program").is_some() {
+                // It may have printed the awaited line just before exiting.
+                return ready(&self.stdout());
+            }
+            if self.started.elapsed() > RUN_LIMIT {
+                let _ = self.child.kill();
+                self.collect().fail(&format!("hung: killed after {RUN_LIMIT:?} while waiting for its output"));
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
+    /// Sends SIGKILL (a real kill -9) and reaps the program.
+    fn kill9(mut self) -> Done {
+        let _ = self.child.kill();
+        self.collect()
+    }
+
+    /// Waits for the program to exit by itself (at most [`RUN_LIMIT`]).
+    fn finish(mut self) -> Done {
+        loop {
+            if self.child.try_wait().expect("wait for the C program").is_some() {
+                return self.collect();
+            }
+            if self.started.elapsed() > RUN_LIMIT {
+                let _ = self.child.kill();
+                self.collect().fail(&format!("hung: killed after {RUN_LIMIT:?}"));
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+
+    /// Waits for the program's "READY" line (printed once it has checkpointed and waits to be
+    /// killed), then kills it with SIGKILL. Fails if it exits by itself.
+    fn kill_when_ready(mut self) -> Done {
+        let ready = self.wait_for(|out| out.lines().any(|l| l == "READY"));
+        let done = self.kill9();
+        if !ready || !done.killed() {
+            done.fail("should have printed READY and waited to be killed");
+        }
+        done
+    }
+
+    fn collect(&mut self) -> Done {
+        let status = self.child.wait().expect("wait for the C program");
+        Done {
+            what: self.what.clone(),
+            command: self.command.clone(),
+            status,
+            stdout: std::fs::read_to_string(&self.out_path).unwrap_or_default(),
+            stderr: std::fs::read_to_string(&self.err_path).unwrap_or_default(),
+        }
+    }
+}
+
+/// A program that has exited (or was killed).
+struct Done {
+    what: String,
+    command: String,
+    status: ExitStatus,
+    stdout: String,
+    stderr: String,
+}
+
+impl Done {
+    /// Panics with `msg`, the command, and the program's stderr and stdout.
+    fn fail(&self, msg: &str) -> ! {
+        panic!(
+            "{}: {msg}\nstatus: {}\ncommand: {}\n--- stderr ---\n{}--- stdout ---\n{}",
+            self.what, self.status, self.command, self.stderr, self.stdout
+        );
+    }
+
+    fn check(&self, ok: bool, msg: impl FnOnce() -> String) {
+        if !ok {
+            self.fail(&msg());
+        }
+    }
+
+    /// Whether SIGKILL ended it.
+    fn killed(&self) -> bool {
+        self.status.signal() == Some(libc::SIGKILL)
+    }
+
+    /// Requires exit status 0 and the final "done" line.
+    fn expect_success(&self) -> &Done {
+        self.check(self.status.success(), || "failed: expected exit status 0".into());
+        self.check(self.stdout.lines().any(|l| l == "done"), || "exited 0 without printing \"done\"".into());
+        self
+    }
+
+    /// The value of the first stdout line starting with `prefix`.
+    fn line(&self, prefix: &str) -> &str {
+        match self.stdout.lines().find_map(|l| l.strip_prefix(prefix)) {
+            Some(v) => v,
+            None => self.fail(&format!("printed no line starting with {prefix:?}")),
+        }
+    }
+
+    /// The errno values of the failed checkpoints ("checkpoint-errno N TEXT" lines).
+    fn checkpoint_errnos(&self) -> Vec<i32> {
+        let parse = |l: &str| l.split_whitespace().next().and_then(|n| n.parse().ok());
+        self.stdout.lines().filter_map(|l| l.strip_prefix("checkpoint-errno ")).filter_map(parse).collect()
+    }
+}
+
+fn exists(p: &Path) -> bool {
+    std::fs::symlink_metadata(p).is_ok()
+}
+
+// ---------------------------------------------------------------------------------------------
+// counter: random SIGKILLs until the computation completes.
+
+/// The `N` of every "checkpoint N" line.
+fn checkpoints(stdout: &str) -> Vec<u64> {
+    stdout.lines().filter_map(|l| l.strip_prefix("checkpoint ")).filter_map(|n| n.parse().ok()).collect()
+}
+
+/// `(restored, next)` from the "start restored=R next=N" line.
+fn start_line(d: &Done) -> (u32, u64) {
+    let rest = d.line("start ");
+    let field = |name: &str| -> Option<u64> {
+        rest.split_whitespace().find_map(|kv| kv.strip_prefix(name)).and_then(|v| v.parse().ok())
+    };
+    match (field("restored="), field("next=")) {
+        (Some(r), Some(n)) => (r as u32, n),
+        _ => d.fail(&format!("malformed start line {rest:?}")),
+    }
+}
+
+fn results(stdout: &str) -> Vec<&str> {
+    stdout.lines().filter(|l| l.starts_with("result ")).collect()
+}
+
+/// Runs seed_counter uninterrupted, then with `kills` SIGKILLs at random moments (see the
+/// module docs), under `CRTHREADS_DURABILITY=durability`.
+fn counter(link: Link, durability: &str, kills: u32) {
+    let p = Program::build("seed_counter", link);
+    let mut rng = Rng::new(&format!("seed_counter [{link}, {durability}]"));
+
+    let dir = p.path("ckpt-reference");
+    let reference =
+        p.start("reference", &COUNTER_ARGS, &[("CRTHREADS_DIR", s(&dir)), ("CRTHREADS_DURABILITY", durability)]);
+    let reference = reference.finish();
+    reference.expect_success();
+    let start = start_line(&reference);
+    reference.check(start == (0, 0), || format!("the first run should start fresh at step 0, got {start:?}"));
+    let want = results(&reference.stdout);
+    reference.check(want.len() == 4, || "the uninterrupted run printed no complete result".into());
+    reference.check(!exists(&dir), || format!("{} still exists after exit(0)", dir.display()));
+
+    let dir = p.path("ckpt-crash");
+    let env = [("CRTHREADS_DIR", s(&dir)), ("CRTHREADS_DURABILITY", durability)];
+    // The last checkpoint the previous, killed, run reported.
+    let mut last: Option<u64> = None;
+    let mut killed = 0;
+    for attempt in 0..=kills + 1 {
+        let mut run = p.start(&format!("run-{attempt}"), &COUNTER_ARGS, &env);
+        let done = if killed < kills {
+            // Spread the kills over the whole computation: at most TOTAL / EVERY checkpoints.
+            let new_checkpoints = 1 + rng.below(COUNTER_CHECKPOINTS / u64::from(kills + 1)) as usize;
+            if run.wait_for(|out| checkpoints(out).len() >= new_checkpoints) {
+                std::thread::sleep(Duration::from_micros(rng.below(6000)));
+                run.kill9()
+            } else {
+                run.finish()
+            }
+        } else {
+            run.finish()
+        };
+
+        if !done.killed() && !done.status.success() {
+            done.fail("failed");
+        }
+        let (restored, next) = start_line(&done);
+        match last {
+            None => done.check(restored == 0 && next == 0, || {
+                format!("no checkpoint existed: expected a fresh start at step 0, got restored={restored} next={next}")
+            }),
+            Some(l) => done.check(restored == 1 && (next == l || next == l + COUNTER_EVERY), || {
+                format!(
+                    "the previous run was killed after reporting checkpoint {l}: expected restore() == 1 and a \
+                     resume at step {l} (or {}, if the kill hit between a commit and its message), got \
+                     restored={restored} next={next}",
+                    l + COUNTER_EVERY
+                )
+            }),
+        }
+
+        let reported = checkpoints(&done.stdout);
+        eprintln!(
+            "{}: started with restored={restored} next={next}, {} after reporting checkpoint {:?}",
+            done.what,
+            if done.killed() { "killed" } else { "exited" },
+            reported.last()
+        );
+        if done.killed() {
+            killed += 1;
+            last = reported.last().copied();
+            done.check(last.is_some(), || "killed after a checkpoint, yet it reported none".into());
+            done.check(exists(&dir), || format!("the checkpoint directory {} is gone after a SIGKILL", dir.display()));
+            continue;
+        }
+        done.expect_success();
+        done.check(killed > 0, || "the program completed before the driver could kill it once".into());
+        done.check(results(&done.stdout) == want, || {
+            format!("after {killed} SIGKILLs the result differs from the uninterrupted run's:\n{}", want.join("\n"))
+        });
+        done.check(!exists(&dir), || {
+            format!("the checkpoint directory {} still exists after the final exit(0)", dir.display())
+        });
+        return;
+    }
+    panic!("seed_counter [{link}] did not complete within {} runs", kills + 2);
+}
+
+// ---------------------------------------------------------------------------------------------
+// crinit.
+
+fn crinit(link: Link) {
+    let p = Program::build("seed_crinit", link);
+
+    // Initialised by the library from CRTHREADS_DIR.
+    let dir = p.path("ckpt-auto");
+    let other = p.path("other-dir");
+    let stats = p.path("stats.jsonl");
+    let env = [("CRTHREADS_DIR", s(&dir))];
+    let first = p.start("auto-fresh", &["auto", "fresh", s(&other), s(&stats)], &env).kill_when_ready();
+    let root = first.line("root ").to_string();
+    first.check(exists(&dir), || format!("the checkpoint directory {} is missing after a checkpoint", dir.display()));
+    let lines = std::fs::read_to_string(&stats).unwrap_or_default();
+    first.check(lines.lines().count() == 1 && lines.starts_with('{') && lines.trim_end().ends_with('}'), || {
+        format!(
+            "crinit's attr.stats file {} should hold one JSON line for one checkpoint, holds {lines:?}",
+            stats.display()
+        )
+    });
+
+    let kept = p.start("auto-keep", &["auto", "restored", s(&other), "keep"], &env).finish();
+    kept.expect_success();
+    kept.check(kept.line("root ") == root, || format!("the root moved from {root} after the restore"));
+    kept.check(exists(&dir), || {
+        format!("crinit with keep = CR_KEEP, then exit(0): the checkpoint {} should remain", dir.display())
+    });
+    let env_keep = [("CRTHREADS_DIR", s(&dir)), ("CRTHREADS_KEEP", "1")];
+    let removed = p.start("auto-remove", &["auto", "restored", s(&other), "remove"], &env_keep).finish();
+    removed.expect_success();
+    removed.check(!exists(&dir), || {
+        format!("crinit with keep = CR_REMOVE, then exit(0): {} should be gone despite CRTHREADS_KEEP=1", dir.display())
+    });
+    removed.check(!exists(&other), || format!("the refused directory {} was created", other.display()));
+
+    // CRTHREADS_AUTO=0: crinit chooses the directory.
+    let dir = p.path("ckpt-late");
+    let unused = p.path("ckpt-env-unused");
+    let env = [("CRTHREADS_DIR", s(&unused)), ("CRTHREADS_AUTO", "0")];
+    let first = p.start("late-fresh", &["late", "fresh", s(&dir), s(&other)], &env).kill_when_ready();
+    first.check(exists(&dir), || format!("crinit's attr.dir {} is missing after a checkpoint", dir.display()));
+    let second = p.start("late-restored", &["late", "restored", s(&dir), s(&other)], &env).finish();
+    second.expect_success();
+    second.check(!exists(&dir), || format!("{} still exists after exit(0)", dir.display()));
+    second.check(!exists(&unused), || {
+        format!("CRTHREADS_DIR {} was used although crinit named another", unused.display())
+    });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Failing checkpoints, the root's size, crmalloc.
+
+/// What the OS says about creating a directory under a regular file.
+fn check_dir_errnos(d: &Done, count: usize) {
+    let errnos = d.checkpoint_errnos();
+    d.check(errnos.len() == count, || format!("expected {count} failed checkpoints, saw {errnos:?}"));
+    d.check(errnos.iter().all(|&e| e == libc::ENOTDIR || e == libc::EEXIST), || {
+        format!(
+            "a checkpoint directory under a regular file cannot be created: checkpoint() should fail with the \
+             OS's reason, ENOTDIR ({}) or EEXIST ({}), got errno {errnos:?}",
+            libc::ENOTDIR,
+            libc::EEXIST
+        )
+    });
+}
+
+fn unwritable_dir(link: Link) {
+    let p = Program::build("seed_fail", link);
+    let blocker = p.path("blocker");
+    std::fs::write(&blocker, "a regular file").expect("create the blocking file");
+    let dir = blocker.join("ckpt");
+    let done = p.start("unwritable", &["unwritable"], &[("CRTHREADS_DIR", s(&dir))]).finish();
+    done.check(done.status.success(), || {
+        "CRTHREADS_DIR lies under a regular file: the program should start and run to the end (each \
+         checkpoint() failing with -1 and errno), not be stopped"
+            .into()
+    });
+    done.expect_success();
+    check_dir_errnos(&done, 2);
+    done.check(blocker.is_file(), || format!("{} is no longer a regular file", blocker.display()));
+}
+
+fn checkpoint_retry(link: Link) {
+    let p = Program::build("seed_fail", link);
+    let blocker = p.path("blocker");
+    let dir = blocker.join("ckpt");
+    let env = [("CRTHREADS_DIR", s(&dir))];
+    let first = p.start("recover", &["recover", s(&blocker)], &env).kill_when_ready();
+    first.check(exists(&dir), || format!("{} is missing after the successful checkpoint", dir.display()));
+    let second = p.start("recovered", &["recovered"], &env).finish();
+    second.expect_success();
+    second.check(!exists(&dir), || format!("{} still exists after exit(0)", dir.display()));
+    // The errno value itself is unwritable_dir's check.
+    let errnos = first.checkpoint_errnos();
+    first.check(errnos.len() == 1, || format!("expected one failed checkpoint, saw {errnos:?}"));
+}
+
+fn root_and_crmalloc(link: Link) {
+    let p = Program::build("seed_fail", link);
+    let dir = p.path("ckpt-api");
+    let env = [("CRTHREADS_DIR", s(&dir))];
+    let first = p.start("api", &["api"], &env).kill_when_ready();
+    let root = first.line("root ").to_string();
+    let second = p.start("api-check", &["api-check"], &env).finish();
+    second.expect_success();
+    second.check(second.line("root ") == root, || format!("the root moved from {root} after the restore"));
+    second.check(!exists(&dir), || format!("{} still exists after exit(0)", dir.display()));
+}
+
+// ---------------------------------------------------------------------------------------------
+// The read family and stdio into write-protected heap pages.
+
+/// seed_readio's `first` (or `setvbuf`) mode under `tracker`, killed once it is READY, then its
+/// check mode on the restored heap.
+fn read_family(link: Link, tracker: &str, first: &str) {
+    let p = Program::build("seed_readio", link);
+    let data = p.path("data.txt");
+    let dir = p.path(&format!("ckpt-{first}"));
+    let env = [("CRTHREADS_DIR", s(&dir)), ("CRTHREADS_TRACKER", tracker)];
+    p.start(&format!("{first}-{tracker}"), &[first, s(&data)], &env).kill_when_ready();
+    let check = format!("{}check", if first == "first" { "" } else { "setvbuf-" });
+    let done = p.start(&format!("{check}-{tracker}"), &[&check, s(&data)], &env).finish();
+    done.expect_success();
+    done.check(!exists(&dir), || format!("{} still exists after exit(0)", dir.display()));
+}
+
+macro_rules! suite {
+    ($($scenario:ident => $plan:expr;)*) => {$(
+        mod $scenario {
+            use super::*;
+
+            #[test]
+            fn preload() {
+                $plan(Link::Preload)
+            }
+
+            #[test]
+            fn shared() {
+                $plan(Link::Shared)
+            }
+
+            #[test]
+            fn static_archive() {
+                $plan(Link::Static)
+            }
+        }
+    )*};
+}
+
+suite! {
+    counter => |link| super::counter(link, "process", 5);
+    counter_sync => |link| super::counter(link, "sync", 3);
+    crinit => super::crinit;
+    unwritable_dir => super::unwritable_dir;
+    checkpoint_retry => super::checkpoint_retry;
+    root_and_crmalloc => super::root_and_crmalloc;
+    read_mprotect => |link| super::read_family(link, "mprotect", "first");
+    read_uffd => |link| super::read_family(link, "uffd", "first");
+    setvbuf_mprotect => |link| super::read_family(link, "mprotect", "setvbuf");
+    setvbuf_uffd => |link| super::read_family(link, "uffd", "setvbuf");
+}
