@@ -201,20 +201,23 @@ impl Ctx {
             self.central_release(cls, head, n);
         }
     }
+}
 
-    /// Pushes `obj` of class `cls` onto cache `c`.
-    #[inline(always)]
-    pub(crate) unsafe fn cache_push(&self, c: *mut Cache, cls: usize, obj: *mut FreeObj) {
-        // SAFETY: this thread owns `c`; `obj` is a freed object of class `cls`.
-        unsafe {
-            let b = &mut (*c).bins[cls];
-            (*obj).next = b.head;
-            b.head = obj;
-            b.count += 1;
-            if b.count > cache_max(cls) {
-                self.flush_bin(c, cls);
-            }
-        }
+/// Pushes `obj` of class `cls` (`< NCLASSES`) onto cache `c`, returning whether the bin now
+/// holds more than it should (the caller then flushes a batch with [`Ctx::flush_bin`]).
+///
+/// # Safety
+/// This thread owns `c`; `obj` is a freed object of class `cls`.
+#[inline(always)]
+pub(crate) unsafe fn push(c: *mut Cache, cls: usize, obj: *mut FreeObj) -> bool {
+    // SAFETY: forwarded from the caller; cls < NCLASSES.
+    unsafe {
+        debug_assert!(cls < super::size_class::NCLASSES);
+        let b = (*c).bins.get_unchecked_mut(cls);
+        (*obj).next = b.head;
+        b.head = obj;
+        b.count += 1;
+        b.count > cache_max(cls)
     }
 }
 

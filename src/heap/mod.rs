@@ -296,9 +296,10 @@ pub fn malloc(size: usize) -> *mut u8 {
             if c.is_null() {
                 return core::ptr::null_mut();
             }
-            // SAFETY: a non-null cache pointer is a cache this thread owns in the live heap.
+            // SAFETY: a non-null cache pointer is a cache this thread owns in the live heap;
+            // class_of returns a class below NCLASSES.
             unsafe {
-                let b = &mut (*c).bins[cls];
+                let b = (*c).bins.get_unchecked_mut(cls);
                 let h = b.head;
                 if !h.is_null() {
                     b.head = (*h).next;
@@ -324,7 +325,7 @@ pub fn alloc(size: usize, align: usize, zero: bool) -> *mut u8 {
     alloc_slow(size, align, zero)
 }
 
-/// Writes to every page of a block being handed out. A write tracker then sees the block's
+/// Writes to every page of a block of class `cls` (`< NCLASSES`) being handed out. A write tracker then sees the block's
 /// pages as written now, before the program's own first write (which nearly always follows), so
 /// that a kernel write into a fresh block (libc filling a stdio buffer it just allocated, from
 /// inside libc where no interposer sees it) never meets a write-protected page.
@@ -334,7 +335,7 @@ unsafe fn touch(h: *mut FreeObj, cls: usize) {
     // unspecified, so overwriting them is allowed.
     unsafe {
         (*h).next = core::ptr::null_mut();
-        let size = SIZES[cls] as usize;
+        let size = *SIZES.get_unchecked(cls) as usize;
         if size > PAGE {
             let mut off = PAGE - (h as usize % PAGE);
             while off < size {
@@ -460,7 +461,11 @@ pub unsafe fn free(p: *mut u8) {
                     return false;
                 }
                 // SAFETY: the heap is live (heap_len != 0) and `c` is this thread's cache.
-                unsafe { ctx_unchecked().cache_push(c, cls, p.cast()) };
+                unsafe {
+                    if cache::push(c, cls, p.cast()) {
+                        ctx_unchecked().flush_bin(c, cls);
+                    }
+                }
                 true
             });
             if done {
@@ -515,13 +520,17 @@ unsafe fn free_dispatch(p: *mut u8) {
                 let cls = e.class as usize;
                 let (c, state) = TLS.with(|t| (t.cache.get(), t.state.get()));
                 if !c.is_null() {
-                    ctx.cache_push(c, cls, p.cast());
+                    if cache::push(c, cls, p.cast()) {
+                        ctx.flush_bin(c, cls);
+                    }
                 } else if state == ST_NONE && !cache::in_internal() {
                     let c = ctx.claim_cache();
                     if c.is_null() {
                         release_one(&ctx, cls, p);
                     } else {
-                        ctx.cache_push(c, cls, p.cast());
+                        if cache::push(c, cls, p.cast()) {
+                            ctx.flush_bin(c, cls);
+                        }
                     }
                 } else {
                     release_one(&ctx, cls, p);

@@ -70,6 +70,13 @@ fn main() {
     crthreads::init(crthreads::Config::default().dir(&dir).reexec(false).keep(false)).expect("init");
     let cr: Alloc = (crthreads::heap::malloc, cr_free);
     let gl: Alloc = (glibc_malloc, glibc_free);
+    // `--only crthreads|glibc`: one single-threaded pass, for instruction counting under
+    // valgrind --tool=callgrind (which, unlike time, is repeatable on a noisy machine).
+    let only: String = arg("--only", String::new());
+    if !only.is_empty() {
+        work(if only == "glibc" { gl } else { cr }, ops, slots, max, 42);
+        return;
+    }
     println!("malloc/free throughput, sizes 16..={max} B, {slots} live slots, {ops} ops/thread, median of {rounds}");
     println!("{:<10} {:>14} {:>14} {:>8}", "threads", "glibc Mops/s", "crthreads", "ratio");
     for threads in [1, 2] {
