@@ -42,6 +42,8 @@ demo:
 bench:
 	$(CARGO) build --release -p crthreads-benches
 	$(TARGET_DIR)/release/malloc
+	$(MAKE) lib
+	$(TARGET_DIR)/release/cmalloc
 	$(TARGET_DIR)/release/track
 	$(TARGET_DIR)/release/ckpt
 

@@ -21,16 +21,22 @@ use super::Ctx;
 use super::meta::{Cache, FreeObj, MAX_CACHES};
 use super::size_class::{batch, cache_max};
 
-/// Thread-local allocator state (no destructor, constant-initialised: access is a plain TLS
-/// load with no lazy-initialisation check).
+/// Thread-local allocator state, in the thread block of [`crate::sys::tls`] (zeroed at thread
+/// start, which is the initial state; no destructor).
+#[repr(C)]
 pub(crate) struct ThreadState {
     /// This thread's cache, or null when the fast path is off.
     pub cache: Cell<*mut Cache>,
-    /// One of the `ST_*` constants.
-    pub state: Cell<u8>,
+    /// The owned cache while the fast path is disabled by [`internal`].
+    pub saved: Cell<*mut Cache>,
     /// Depth of [`internal`] sections.
     pub internal: Cell<u32>,
+    /// One of the `ST_*` constants.
+    pub state: Cell<u8>,
 }
+
+const _: () = assert!(core::mem::size_of::<ThreadState>() <= crate::sys::tls::BLOCK);
+const _: () = assert!(core::mem::align_of::<ThreadState>() <= 16);
 
 /// No cache yet.
 pub(crate) const ST_NONE: u8 = 0;
@@ -41,10 +47,21 @@ pub(crate) const ST_ACTIVE: u8 = 2;
 /// No cache available (all taken) or already given back: use the central lists.
 pub(crate) const ST_NO_CACHE: u8 = 3;
 
-thread_local! {
-    pub(crate) static TLS: ThreadState = const {
-        ThreadState { cache: Cell::new(core::ptr::null_mut()), state: Cell::new(ST_NONE), internal: Cell::new(0) }
-    };
+/// Access to the calling thread's [`ThreadState`].
+pub(crate) struct Tls;
+
+/// The calling thread's allocator state.
+pub(crate) static TLS: Tls = Tls;
+
+impl Tls {
+    /// Runs `f` with the calling thread's state.
+    #[inline(always)]
+    pub(crate) fn with<R>(&self, f: impl FnOnce(&ThreadState) -> R) -> R {
+        // SAFETY: the block is this thread's, large and aligned enough (checked above), and an
+        // all-zero ThreadState is valid (null pointers, zero counters). The reference does not
+        // escape `f`, so it never reaches another thread.
+        f(unsafe { &*(crate::sys::tls::block() as *const ThreadState) })
+    }
 }
 
 /// The pthread key whose destructor gives a thread's cache back. Created at heap start-up.
@@ -73,25 +90,20 @@ pub fn internal<R>(f: impl FnOnce() -> R) -> R {
                 t.internal.set(d);
                 if d == 0 && t.state.get() == ST_ACTIVE {
                     // Re-enable the fast path with the cache this thread still owns.
-                    t.cache.set(SAVED.with(|s| s.get()));
+                    t.cache.set(t.saved.get());
                 }
             });
         }
     }
     TLS.with(|t| {
         if t.internal.get() == 0 {
-            SAVED.with(|s| s.set(t.cache.get()));
+            t.saved.set(t.cache.get());
             t.cache.set(core::ptr::null_mut());
         }
         t.internal.set(t.internal.get() + 1);
     });
     let _exit = Exit;
     f()
-}
-
-thread_local! {
-    /// The owned cache while the fast path is disabled by [`internal`].
-    static SAVED: Cell<*mut Cache> = const { Cell::new(core::ptr::null_mut()) };
 }
 
 /// Whether this thread is inside an [`internal`] section.
@@ -139,7 +151,7 @@ impl Ctx {
                 if t.internal.get() == 0 {
                     t.cache.set(found);
                 } else {
-                    SAVED.with(|s| s.set(found));
+                    t.saved.set(found);
                 }
             }
         });
@@ -226,9 +238,9 @@ unsafe extern "C" fn release_on_exit(p: *mut libc::c_void) {
     let Some(ctx) = super::ctx() else { return };
     TLS.with(|t| {
         t.cache.set(core::ptr::null_mut());
+        t.saved.set(core::ptr::null_mut());
         t.state.set(ST_NO_CACHE);
     });
-    SAVED.with(|s| s.set(core::ptr::null_mut()));
     // SAFETY: the key's value is the cache this thread claimed, and the thread is exiting.
     unsafe { ctx.release_cache(p.cast()) };
 }

@@ -11,6 +11,7 @@ pub(crate) mod mman;
 pub mod proc;
 pub(crate) mod signal;
 pub(crate) mod stdio;
+pub(crate) mod tls;
 pub(crate) mod uffd;
 
 use crate::error::Errno;
