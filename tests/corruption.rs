@@ -25,7 +25,7 @@ use std::process::ExitStatus;
 use std::time::Duration;
 
 use crthreads::identity::Identity;
-use crthreads::store::format::{self, Geometry, HEADER_LEN, Header, META_OFF, STATE_WRITING, SUMMARY_OFF};
+use crthreads::store::format::{self, Geometry, HEADER_LEN, Header, META_OFF, SUMMARY_OFF};
 use crthreads::{Config, CrAlloc, Error, Start};
 
 mod common;
@@ -544,21 +544,7 @@ fn empty_directory_is_a_fresh_start() {
 
 fn first_checkpoint_never_committed_is_a_fresh_start() {
     let c = Ckpt::empty("corrupt-writing-first");
-    let writing = Header {
-        slot: 0,
-        state: STATE_WRITING,
-        seq: 1,
-        base: crthreads::config::DEFAULT_BASE as u64,
-        capacity: CAPACITY as u64,
-        ngroups: 0,
-        extents: Vec::new(),
-        summary_crc: 0,
-        meta_len: 0,
-        meta_crc: 0,
-        durability: 0,
-        time_ns: 0,
-        pages_written: 0,
-    };
+    let writing = Header::writing(0, 1, crthreads::config::DEFAULT_BASE as u64, CAPACITY as u64);
     let b = format::encode_header(&writing);
     assert_eq!(b.len(), HEADER_LEN);
     let mut f = File::options().write(true).create_new(true).open(c.slot(0)).unwrap();

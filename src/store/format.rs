@@ -140,6 +140,28 @@ pub struct Header {
     pub pages_written: u64,
 }
 
+impl Header {
+    /// The header that marks slot `slot` as being written by checkpoint `seq`: it vouches for
+    /// nothing, so a crash before the commit leaves the slot plainly invalid.
+    pub fn writing(slot: u32, seq: u64, base: u64, capacity: u64) -> Header {
+        Header {
+            slot,
+            state: STATE_WRITING,
+            seq,
+            base,
+            capacity,
+            ngroups: 0,
+            extents: Vec::new(),
+            summary_crc: 0,
+            meta_len: 0,
+            meta_crc: 0,
+            durability: 0,
+            time_ns: 0,
+            pages_written: 0,
+        }
+    }
+}
+
 /// Where things are in a slot file for a region of a given capacity.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Geometry {

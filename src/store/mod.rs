@@ -559,21 +559,7 @@ impl Store {
 
         // 1. The slot stops vouching for its old contents.
         self.valid[s] = None;
-        let writing = Header {
-            slot: s as u32,
-            state: STATE_WRITING,
-            seq,
-            base: self.base,
-            capacity: self.capacity,
-            ngroups: 0,
-            extents: Vec::new(),
-            summary_crc: 0,
-            meta_len: 0,
-            meta_crc: 0,
-            durability: 0,
-            time_ns: 0,
-            pages_written: 0,
-        };
+        let writing = Header::writing(s as u32, seq, self.base, self.capacity);
         fs::pwrite_from(fd, &format::encode_header(&writing)[..], 0).map_err(os("write"))?;
         st.bytes_written += HEADER_LEN as u64;
         // Groups beyond the live extents hold nothing restore will read: give their space
