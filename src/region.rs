@@ -93,7 +93,8 @@ impl Drop for Region {
 
 /// The first mapping of `/proc/self/maps` that overlaps `base..base+len`.
 fn describe_conflict(base: usize, len: usize) -> String {
-    let maps = std::fs::read_to_string("/proc/self/maps").unwrap_or_default();
+    let maps = crate::sys::fs::read_small_file(std::path::Path::new("/proc/self/maps")).unwrap_or_default();
+    let maps = String::from_utf8_lossy(&maps);
     for line in maps.lines() {
         let Some(range) = line.split_whitespace().next() else { continue };
         let Some((a, b)) = range.split_once('-') else { continue };

@@ -54,21 +54,14 @@
 //! `CC` chooses the C compiler (default `cc`).
 //!
 //! The library is not built here: `make lib` builds it first. The driver looks in
-//! `$CRTHREADS_LIB_DIR`, else in `<target dir>/release`, the target dir being found from this
-//! test's executable path (`<target dir>/<profile>/deps/seed_api-…`).
+//! `$CRTHREADS_LIB_DIR`, else in `<target dir>/release` (see `common/mod.rs`).
 
-use std::ffi::OsString;
-use std::fmt;
+mod common;
+
+use common::{Done, Link, Program, Run, s};
 use std::os::unix::process::ExitStatusExt;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::{Duration, Instant, SystemTime};
-
-/// What rustc lists (`--print native-static-libs`) for linking `libcrthreads.a`.
-const STATIC_NATIVE_LIBS: &[&str] = &["-lgcc_s", "-lutil", "-lrt", "-lpthread", "-lm", "-ldl"];
-
-const CFLAGS: &[&str] = &["-std=c11", "-O2", "-g", "-fno-builtin", "-Wall", "-Wextra", "-pthread"];
+use std::path::Path;
+use std::time::{Duration, SystemTime};
 
 /// A run longer than this is killed and reported as hung.
 const RUN_LIMIT: Duration = Duration::from_secs(30);
@@ -77,102 +70,6 @@ const RUN_LIMIT: Duration = Duration::from_secs(30);
 const COUNTER_ARGS: [&str; 3] = ["1200", "20", "200"];
 const COUNTER_EVERY: u64 = 20;
 const COUNTER_CHECKPOINTS: u64 = 1200 / COUNTER_EVERY;
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Link {
-    Preload,
-    Shared,
-    Static,
-}
-
-impl fmt::Display for Link {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Link::Preload => "preload",
-            Link::Shared => "shared",
-            Link::Static => "static",
-        })
-    }
-}
-
-/// The directory holding `libcrthreads.so` and `libcrthreads.a`.
-fn lib_dir() -> PathBuf {
-    let dir = match std::env::var_os("CRTHREADS_LIB_DIR") {
-        Some(d) => PathBuf::from(d),
-        None => {
-            let exe = std::env::current_exe().expect("the test executable's path");
-            // <target dir>/<profile>/deps/seed_api-<hash>
-            let target = exe.parent().and_then(Path::parent).and_then(Path::parent);
-            target.expect("the test executable lies in <target dir>/<profile>/deps").join("release")
-        }
-    };
-    for name in ["libcrthreads.so", "libcrthreads.a"] {
-        assert!(
-            dir.join(name).is_file(),
-            "{} is missing: run `make lib` first (it runs `cargo build -p crthreads-cabi --release`), \
-             or set CRTHREADS_LIB_DIR to the directory that holds libcrthreads.so and libcrthreads.a",
-            dir.join(name).display()
-        );
-    }
-    warn_if_stale(&dir.join("libcrthreads.so"));
-    dir
-}
-
-/// Warns (on the test's captured output, shown on failure) when the library is older than the
-/// sources it is built from: the run then tests an old build.
-fn warn_if_stale(lib: &Path) {
-    fn newest(dir: &Path, newest_seen: &mut SystemTime) {
-        let Ok(entries) = std::fs::read_dir(dir) else { return };
-        for e in entries.flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                newest(&p, newest_seen);
-            } else if p.extension().is_some_and(|x| x == "rs") {
-                if let Ok(t) = e.metadata().and_then(|m| m.modified()) {
-                    *newest_seen = (*newest_seen).max(t);
-                }
-            }
-        }
-    }
-    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let mut src = SystemTime::UNIX_EPOCH;
-    newest(&manifest.join("src"), &mut src);
-    newest(&manifest.join("../src"), &mut src);
-    if let Ok(built) = std::fs::metadata(lib).and_then(|m| m.modified()) {
-        if built < src {
-            eprintln!("warning: {} is older than its sources; run `make lib` to test the current code", lib.display());
-        }
-    }
-}
-
-/// A fresh directory under the system temp dir; removed when dropped, unless the test failed.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> TempDir {
-        static N: AtomicU32 = AtomicU32::new(0);
-        let n = N.fetch_add(1, Ordering::Relaxed);
-        let p = std::env::temp_dir().join(format!("crthreads-seed-{}-{n}-{tag}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&p);
-        std::fs::create_dir_all(&p).unwrap_or_else(|e| panic!("cannot create {}: {e}", p.display()));
-        TempDir(p)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            eprintln!("kept {} for inspection", self.0.display());
-        } else {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
-}
-
-/// A path as a program argument or environment value (temporary paths are UTF-8).
-fn s(p: &Path) -> &str {
-    p.to_str().expect("temporary paths are UTF-8")
-}
 
 /// xorshift64*: the random kill moments. Seeded from `CRTHREADS_TEST_SEED` or the clock.
 struct Rng(u64);
@@ -199,110 +96,10 @@ impl Rng {
     }
 }
 
-/// One C program built for one link mode, with its temporary directory.
-struct Program {
-    name: &'static str,
-    link: Link,
-    lib: PathBuf,
-    exe: PathBuf,
-    tmp: TempDir,
-}
-
-impl Program {
-    /// Compiles `tests/c/<name>.c` for `link` into a fresh temporary directory.
-    fn build(name: &'static str, link: Link) -> Program {
-        let lib = lib_dir();
-        let tmp = TempDir::new(&format!("{name}-{link}"));
-        let exe = tmp.0.join(format!("{name}-{link}"));
-        let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
-        let cc = std::env::var_os("CC").unwrap_or_else(|| OsString::from("cc"));
-        let mut cmd = Command::new(&cc);
-        // Compile from the source directory so that failure messages name `<name>.c`.
-        cmd.current_dir(manifest.join("tests/c"))
-            .args(CFLAGS)
-            .arg("-I")
-            .arg(manifest.join("include"))
-            .arg(format!("{name}.c"))
-            .arg("-o")
-            .arg(&exe);
-        match link {
-            Link::Preload => {}
-            Link::Shared => {
-                cmd.arg("-L").arg(&lib).arg(format!("-Wl,-rpath,{}", lib.display())).arg("-lcrthreads");
-            }
-            Link::Static => {
-                cmd.arg("-L").arg(&lib).args(["-Wl,-Bstatic", "-lcrthreads", "-Wl,-Bdynamic"]).args(STATIC_NATIVE_LIBS);
-            }
-        }
-        let out = cmd
-            .stdin(Stdio::null())
-            .output()
-            .unwrap_or_else(|e| panic!("cannot run the C compiler {cc:?} (set CC to choose another): {e}"));
-        assert!(
-            out.status.success(),
-            "compiling {name}.c ({link}) failed: {:?}\n--- compiler output ---\n{}{}",
-            cmd,
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        Program { name, link, lib, exe, tmp }
-    }
-
-    /// A path inside this program's temporary directory.
-    fn path(&self, name: &str) -> PathBuf {
-        self.tmp.0.join(name)
-    }
-
-    /// Starts the program with `args` and a clean environment plus `env` (which must name
-    /// `CRTHREADS_DIR`). `label` names the run in messages and its output files.
-    fn start(&self, label: &str, args: &[&str], env: &[(&str, &str)]) -> Run {
-        assert!(env.iter().any(|(k, _)| *k == "CRTHREADS_DIR"), "every run gets its own CRTHREADS_DIR");
-        let out_path = self.tmp.0.join(format!("{label}.stdout"));
-        let err_path = self.tmp.0.join(format!("{label}.stderr"));
-        let mut cmd = Command::new(&self.exe);
-        cmd.args(args).stdin(Stdio::null());
-        for (k, _) in std::env::vars_os() {
-            // cargo test puts its own target/<profile> directories on LD_LIBRARY_PATH, which
-            // would override the rpath and load a debug build of the library.
-            if k.to_string_lossy().starts_with("CRTHREADS_") || k == "LD_PRELOAD" || k == "LD_LIBRARY_PATH" {
-                cmd.env_remove(k);
-            }
-        }
-        if self.link == Link::Preload {
-            cmd.env("LD_PRELOAD", self.lib.join("libcrthreads.so"));
-        }
-        cmd.envs(env.iter().copied());
-        let create = |p: &Path| std::fs::File::create(p).unwrap_or_else(|e| panic!("create {}: {e}", p.display()));
-        cmd.stdout(create(&out_path)).stderr(create(&err_path));
-        let child = cmd.spawn().unwrap_or_else(|e| panic!("cannot start {}: {e}", self.exe.display()));
-        Run {
-            what: format!("{} [{}, {label}]", self.name, self.link),
-            command: format!("{cmd:?}"),
-            child,
-            started: Instant::now(),
-            out_path,
-            err_path,
-        }
-    }
-}
-
-/// A running program.
-struct Run {
-    what: String,
-    command: String,
-    child: Child,
-    started: Instant,
-    out_path: PathBuf,
-    err_path: PathBuf,
-}
-
 impl Run {
-    fn stdout(&self) -> String {
-        std::fs::read_to_string(&self.out_path).unwrap_or_default()
-    }
-
     /// Polls until `ready(stdout)` holds (true) or the program exits (false). A program still
     /// running after [`RUN_LIMIT`] is killed and reported as hung.
+    #[track_caller]
     fn wait_for(&mut self, ready: impl Fn(&str) -> bool) -> bool {
         loop {
             if ready(&self.stdout()) {
@@ -312,9 +109,9 @@ impl Run {
                 // It may have printed the awaited line just before exiting.
                 return ready(&self.stdout());
             }
-            if self.started.elapsed() > RUN_LIMIT {
+            if self.started.elapsed() > self.limit {
                 let _ = self.child.kill();
-                self.collect().fail(&format!("hung: killed after {RUN_LIMIT:?} while waiting for its output"));
+                self.collect().fail(&format!("hung: killed after {:?} while waiting for its output", self.limit));
             }
             std::thread::sleep(Duration::from_millis(1));
         }
@@ -326,22 +123,9 @@ impl Run {
         self.collect()
     }
 
-    /// Waits for the program to exit by itself (at most [`RUN_LIMIT`]).
-    fn finish(mut self) -> Done {
-        loop {
-            if self.child.try_wait().expect("wait for the C program").is_some() {
-                return self.collect();
-            }
-            if self.started.elapsed() > RUN_LIMIT {
-                let _ = self.child.kill();
-                self.collect().fail(&format!("hung: killed after {RUN_LIMIT:?}"));
-            }
-            std::thread::sleep(Duration::from_millis(2));
-        }
-    }
-
     /// Waits for the program's "READY" line (printed once it has checkpointed and waits to be
     /// killed), then kills it with SIGKILL. Fails if it exits by itself.
+    #[track_caller]
     fn kill_when_ready(mut self) -> Done {
         let ready = self.wait_for(|out| out.lines().any(|l| l == "READY"));
         let done = self.kill9();
@@ -350,49 +134,16 @@ impl Run {
         }
         done
     }
-
-    fn collect(&mut self) -> Done {
-        let status = self.child.wait().expect("wait for the C program");
-        Done {
-            what: self.what.clone(),
-            command: self.command.clone(),
-            status,
-            stdout: std::fs::read_to_string(&self.out_path).unwrap_or_default(),
-            stderr: std::fs::read_to_string(&self.err_path).unwrap_or_default(),
-        }
-    }
-}
-
-/// A program that has exited (or was killed).
-struct Done {
-    what: String,
-    command: String,
-    status: ExitStatus,
-    stdout: String,
-    stderr: String,
 }
 
 impl Done {
-    /// Panics with `msg`, the command, and the program's stderr and stdout.
-    fn fail(&self, msg: &str) -> ! {
-        panic!(
-            "{}: {msg}\nstatus: {}\ncommand: {}\n--- stderr ---\n{}--- stdout ---\n{}",
-            self.what, self.status, self.command, self.stderr, self.stdout
-        );
-    }
-
-    fn check(&self, ok: bool, msg: impl FnOnce() -> String) {
-        if !ok {
-            self.fail(&msg());
-        }
-    }
-
     /// Whether SIGKILL ended it.
     fn killed(&self) -> bool {
         self.status.signal() == Some(libc::SIGKILL)
     }
 
     /// Requires exit status 0 and the final "done" line.
+    #[track_caller]
     fn expect_success(&self) -> &Done {
         self.check(self.status.success(), || "failed: expected exit status 0".into());
         self.check(self.stdout.lines().any(|l| l == "done"), || "exited 0 without printing \"done\"".into());
@@ -400,6 +151,7 @@ impl Done {
     }
 
     /// The value of the first stdout line starting with `prefix`.
+    #[track_caller]
     fn line(&self, prefix: &str) -> &str {
         match self.stdout.lines().find_map(|l| l.strip_prefix(prefix)) {
             Some(v) => v,
@@ -445,7 +197,7 @@ fn results(stdout: &str) -> Vec<&str> {
 /// Runs seed_counter uninterrupted, then with `kills` SIGKILLs at random moments (see the
 /// module docs), under `CRTHREADS_DURABILITY=durability`.
 fn counter(link: Link, durability: &str, kills: u32) {
-    let p = Program::build("seed_counter", link);
+    let p = Program::build("seed_counter", link, RUN_LIMIT);
     let mut rng = Rng::new(&format!("seed_counter [{link}, {durability}]"));
 
     let dir = p.path("ckpt-reference");
@@ -528,7 +280,7 @@ fn counter(link: Link, durability: &str, kills: u32) {
 // crinit.
 
 fn crinit(link: Link) {
-    let p = Program::build("seed_crinit", link);
+    let p = Program::build("seed_crinit", link, RUN_LIMIT);
 
     // Initialised by the library from CRTHREADS_DIR.
     let dir = p.path("ckpt-auto");
@@ -592,7 +344,7 @@ fn check_dir_errnos(d: &Done, count: usize) {
 }
 
 fn unwritable_dir(link: Link) {
-    let p = Program::build("seed_fail", link);
+    let p = Program::build("seed_fail", link, RUN_LIMIT);
     let blocker = p.path("blocker");
     std::fs::write(&blocker, "a regular file").expect("create the blocking file");
     let dir = blocker.join("ckpt");
@@ -608,7 +360,7 @@ fn unwritable_dir(link: Link) {
 }
 
 fn checkpoint_retry(link: Link) {
-    let p = Program::build("seed_fail", link);
+    let p = Program::build("seed_fail", link, RUN_LIMIT);
     let blocker = p.path("blocker");
     let dir = blocker.join("ckpt");
     let env = [("CRTHREADS_DIR", s(&dir))];
@@ -623,7 +375,7 @@ fn checkpoint_retry(link: Link) {
 }
 
 fn root_and_crmalloc(link: Link) {
-    let p = Program::build("seed_fail", link);
+    let p = Program::build("seed_fail", link, RUN_LIMIT);
     let dir = p.path("ckpt-api");
     let env = [("CRTHREADS_DIR", s(&dir))];
     let first = p.start("api", &["api"], &env).kill_when_ready();
@@ -640,7 +392,7 @@ fn root_and_crmalloc(link: Link) {
 /// seed_readio's `first` (or `setvbuf`) mode under `tracker`, killed once it is READY, then its
 /// check mode on the restored heap.
 fn read_family(link: Link, tracker: &str, first: &str) {
-    let p = Program::build("seed_readio", link);
+    let p = Program::build("seed_readio", link, RUN_LIMIT);
     let data = p.path("data.txt");
     let dir = p.path(&format!("ckpt-{first}"));
     let env = [("CRTHREADS_DIR", s(&dir)), ("CRTHREADS_TRACKER", tracker)];

@@ -137,7 +137,8 @@ pub(crate) unsafe fn pwrite_all(
 ) -> Result<(), Errno> {
     while len > 0 {
         // SAFETY: forwarded from the caller: the range is readable.
-        let n = retry(|| cvt(unsafe { libc::pwrite(fd.as_raw_fd(), ptr.cast(), len, offset as i64) } as libc::c_long))?;
+        // A raw syscall: `pwrite` may be interposed by this very library.
+        let n = retry(|| cvt(unsafe { libc::syscall(libc::SYS_pwrite64, fd.as_raw_fd(), ptr, len, offset as i64) }))?;
         if n == 0 {
             return Err(Errno(libc::EIO));
         }
@@ -160,8 +161,16 @@ pub(crate) unsafe fn pread_full(fd: BorrowedFd<'_>, ptr: *mut u8, len: usize, of
     while done < len {
         let n = retry(|| {
             // SAFETY: forwarded from the caller; `done < len` keeps the destination in range.
-            cvt(unsafe { libc::pread(fd.as_raw_fd(), ptr.add(done).cast(), len - done, (offset + done as u64) as i64) }
-                as libc::c_long)
+            // A raw syscall: `pread` is interposed by this very library (track::interpose).
+            cvt(unsafe {
+                libc::syscall(
+                    libc::SYS_pread64,
+                    fd.as_raw_fd(),
+                    ptr.add(done),
+                    len - done,
+                    (offset + done as u64) as i64,
+                )
+            })
         })?;
         if n == 0 {
             break;
@@ -169,6 +178,25 @@ pub(crate) unsafe fn pread_full(fd: BorrowedFd<'_>, ptr: *mut u8, len: usize, of
         done += n as usize;
     }
     Ok(done)
+}
+
+/// The whole contents of a small file such as one under `/proc`, read with raw system calls
+/// (the runtime must not go through the read family this library interposes).
+pub(crate) fn read_small_file(path: &Path) -> Result<Vec<u8>, Errno> {
+    let c = cpath(path)?;
+    // SAFETY: `c` is a valid NUL-terminated string.
+    let fd = retry(|| cvt(unsafe { libc::open(c.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC) } as libc::c_long))
+        .map(owned)?;
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        // SAFETY: `buf` is a writable buffer of its length; `fd` is open.
+        let n = retry(|| cvt(unsafe { libc::syscall(libc::SYS_read, fd.as_raw_fd(), buf.as_mut_ptr(), buf.len()) }))?;
+        if n == 0 {
+            return Ok(out);
+        }
+        out.extend_from_slice(&buf[..n as usize]);
+    }
 }
 
 /// Reads into a byte slice; see [`pread_full`].

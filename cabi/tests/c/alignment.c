@@ -11,35 +11,11 @@
  *   up to whole pages.
  * usage: alignment MODE  (MODE is persistent or volatile; the checks are the same)
  */
-#define _GNU_SOURCE
-#include <errno.h>
+#include "check.h"
+
 #include <malloc.h>
 #include <stdalign.h>
-#include <stdarg.h>
 #include <stddef.h>
-#include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <unistd.h>
-
-#include "checkpoint_restore.h"
-
-#pragma weak crthreads_last_error
-
-static void fail(const char *file, int line, const char *expr, const char *fmt, ...) {
-    va_list ap;
-    fprintf(stderr, "FAIL %s:%d: check `%s` failed: ", file, line, expr);
-    va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fputc('\n', stderr);
-    _Exit(1);
-}
-#define CHECK(cond, ...)                                                                           \
-    do {                                                                                           \
-        if (!(cond)) fail(__FILE__, __LINE__, #cond, __VA_ARGS__);                                 \
-    } while (0)
 
 #define MAX_ALIGN_LOG2 22 /* 4 MiB */
 #define MAX_LIVE 64

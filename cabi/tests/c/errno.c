@@ -16,32 +16,9 @@
  * - After all of these failures the allocator still works.
  * usage: errno MODE  (MODE is persistent or volatile; the checks are the same)
  */
-#define _GNU_SOURCE
-#include <errno.h>
+#include "check.h"
+
 #include <malloc.h>
-#include <stdarg.h>
-#include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-
-#include "checkpoint_restore.h"
-
-#pragma weak crthreads_last_error
-
-static void fail(const char *file, int line, const char *expr, const char *fmt, ...) {
-    va_list ap;
-    fprintf(stderr, "FAIL %s:%d: check `%s` failed: ", file, line, expr);
-    va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fputc('\n', stderr);
-    _Exit(1);
-}
-#define CHECK(cond, ...)                                                                           \
-    do {                                                                                           \
-        if (!(cond)) fail(__FILE__, __LINE__, #cond, __VA_ARGS__);                                 \
-    } while (0)
 
 /* Evaluates the allocation expression `call` with errno cleared; it must give NULL and ENOMEM. */
 #define EXPECT_FAIL(call, want_errno)                                                              \

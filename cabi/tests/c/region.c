@@ -18,38 +18,16 @@
  * Prints one "layout ..." line on stdout (the addresses of main and of a libc function) for the
  * test driver's re-exec check. Exits 0 on success, 1 with a message otherwise.
  */
-#define _GNU_SOURCE
-#include <errno.h>
+#include "check.h"
+
 #include <link.h>
 #include <malloc.h>
 #include <pthread.h>
-#include <stdarg.h>
-#include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
 #include <sys/mman.h>
 
-#include "checkpoint_restore.h"
-
 /* Weak, so that the same program also builds without -lcrthreads (for LD_PRELOAD). */
-#pragma weak crthreads_last_error
 #pragma weak crinit
 #pragma weak restore
-
-static void fail(const char *file, int line, const char *expr, const char *fmt, ...) {
-    va_list ap;
-    fprintf(stderr, "FAIL %s:%d: check `%s` failed: ", file, line, expr);
-    va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fputc('\n', stderr);
-    _Exit(1);
-}
-#define CHECK(cond, ...)                                                                           \
-    do {                                                                                           \
-        if (!(cond)) fail(__FILE__, __LINE__, #cond, __VA_ARGS__);                                 \
-    } while (0)
 
 static uintptr_t base, capacity;
 

@@ -24,35 +24,13 @@
  *   done
  * For LD_PRELOAD the program is built without -lcrthreads: the crthreads functions are weak.
  */
-#define _GNU_SOURCE
-#include <errno.h>
-#include <stdarg.h>
-#include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <time.h>
+#include "check.h"
 
-#include "checkpoint_restore.h"
+#include <time.h>
 
 #pragma weak checkpoint
 #pragma weak restore
 #pragma weak crthreads_root_get
-#pragma weak crthreads_last_error
-
-static void fail(const char *file, int line, const char *expr, const char *fmt, ...) {
-    va_list ap;
-    fprintf(stderr, "FAIL %s:%d: check `%s` failed: ", file, line, expr);
-    va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fputc('\n', stderr);
-    _Exit(1);
-}
-#define CHECK(cond, ...)                                                                           \
-    do {                                                                                           \
-        if (!(cond)) fail(__FILE__, __LINE__, #cond, __VA_ARGS__);                                 \
-    } while (0)
 
 #define MAGIC 0x5eedc0de0c0c0001ULL
 
@@ -191,10 +169,10 @@ int main(int argc, char **argv) {
 
     int restored = restore();
     CHECK(restored == 0 || restored == 1, "restore() returned %d (errno %d: %s)", restored, errno,
-          crthreads_last_error());
+          last_error());
     struct state *s = crthreads_root_get(sizeof *s);
     CHECK(s != NULL, "crthreads_root_get(%zu) returned NULL (errno %d: %s)", sizeof *s, errno,
-          crthreads_last_error());
+          last_error());
     if (!restored) {
         static const struct state zero;
         CHECK(memcmp(s, &zero, sizeof *s) == 0, "the root is not zeroed on a fresh start");
@@ -213,7 +191,7 @@ int main(int argc, char **argv) {
             errno = 0;
             int rc = checkpoint();
             CHECK(rc == 0, "checkpoint() after step %ld returned %d (errno %d: %s)", s->next, rc, errno,
-                  crthreads_last_error());
+                  last_error());
             printf("checkpoint %ld\n", s->next);
         }
     }

@@ -32,43 +32,15 @@
  * Prints "root 0x..." (the root's address) on stdout. Exits 0 on success, 1 with a message.
  * For LD_PRELOAD the program is built without -lcrthreads: the crthreads functions are weak.
  */
-#define _GNU_SOURCE
-#include <errno.h>
-#include <stdarg.h>
-#include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
+#include "check.h"
 
-#include "checkpoint_restore.h"
+#include <sys/stat.h>
 
 #pragma weak crinit
 #pragma weak checkpoint
 #pragma weak restore
 #pragma weak crmalloc
 #pragma weak crthreads_root_get
-#pragma weak crthreads_last_error
-
-static void fail(const char *file, int line, const char *expr, const char *fmt, ...) {
-    va_list ap;
-    fprintf(stderr, "FAIL %s:%d: check `%s` failed: ", file, line, expr);
-    va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fputc('\n', stderr);
-    _Exit(1);
-}
-#define CHECK(cond, ...)                                                                           \
-    do {                                                                                           \
-        if (!(cond)) fail(__FILE__, __LINE__, #cond, __VA_ARGS__);                                 \
-    } while (0)
-
-static const char *last_error(void) {
-    const char *m = crthreads_last_error();
-    return m ? m : "(null)";
-}
 
 /* crinit(attr) must fail with -1, errno `want`, and a message containing `what` and `what2`. */
 static void expect_crinit_fails(struct crattr *attr, int want, const char *what, const char *what2,
@@ -139,10 +111,7 @@ static void take_checkpoint_and_wait(void) {
     errno = 0;
     int rc = checkpoint();
     CHECK(rc == 0, "checkpoint() returned %d (errno %d: %s)", rc, errno, last_error());
-    printf("READY\n");
-    /* The driver kills us with SIGKILL now; give up after a minute. */
-    for (int i = 0; i < 600; i++) usleep(100000);
-    fail(__FILE__, __LINE__, "killed", "nobody killed the program within 60 s");
+    WAIT_TO_BE_KILLED();
 }
 
 static void auto_mode(int fresh, const char *other, const char *arg) {

@@ -31,18 +31,10 @@
  * Prints "root 0x..." with the root's address. Exits 0 on success, 1 with a message.
  * For LD_PRELOAD the program is built without -lcrthreads: the crthreads functions are weak.
  */
-#define _GNU_SOURCE
-#include <errno.h>
-#include <malloc.h>
-#include <stdarg.h>
-#include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
+#include "check.h"
 
-#include "checkpoint_restore.h"
+#include <malloc.h>
+#include <sys/stat.h>
 
 #pragma weak checkpoint
 #pragma weak restore
@@ -50,26 +42,6 @@
 #pragma weak crfree
 #pragma weak crrealloc
 #pragma weak crthreads_root_get
-#pragma weak crthreads_last_error
-
-static void fail(const char *file, int line, const char *expr, const char *fmt, ...) {
-    va_list ap;
-    fprintf(stderr, "FAIL %s:%d: check `%s` failed: ", file, line, expr);
-    va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fputc('\n', stderr);
-    _Exit(1);
-}
-#define CHECK(cond, ...)                                                                           \
-    do {                                                                                           \
-        if (!(cond)) fail(__FILE__, __LINE__, #cond, __VA_ARGS__);                                 \
-    } while (0)
-
-static const char *last_error(void) {
-    const char *m = crthreads_last_error();
-    return m ? m : "(null)";
-}
 
 /* The documented defaults of CRTHREADS_BASE and CRTHREADS_CAPACITY (the driver sets neither). */
 #define REGION_BASE 0x200000000000UL
@@ -109,12 +81,6 @@ static struct root *get_root(int want_restored) {
         CHECK(root->magic == MAGIC, "restored root has magic %llx, expected %llx", root->magic, MAGIC);
     }
     return root;
-}
-
-static void wait_for_kill(void) {
-    printf("READY\n");
-    for (int i = 0; i < 600; i++) usleep(100000);
-    fail(__FILE__, __LINE__, "killed", "nobody killed the program within 60 s");
 }
 
 /* checkpoint() must fail with -1, errno set, and a message naming `path`. Prints
@@ -179,7 +145,7 @@ static void recover(const char *blocker) {
     int rc = checkpoint();
     CHECK(rc == 0, "checkpoint() after the directory became creatable returned %d (errno %d: %s)", rc, errno,
           last_error());
-    wait_for_kill();
+    WAIT_TO_BE_KILLED();
 }
 
 static void recovered(void) {
@@ -268,7 +234,7 @@ static void api(void) {
     errno = 0;
     int rc = checkpoint();
     CHECK(rc == 0, "checkpoint() returned %d (errno %d: %s)", rc, errno, last_error());
-    wait_for_kill();
+    WAIT_TO_BE_KILLED();
 }
 
 static void api_check(void) {

@@ -34,43 +34,15 @@
  * Exits 1 with a "FAIL" message on stderr when a check fails.
  * For LD_PRELOAD the program is built without -lcrthreads: the crthreads functions are weak.
  */
-#define _GNU_SOURCE
-#include <errno.h>
+#include "check.h"
+
 #include <fcntl.h>
-#include <stdarg.h>
-#include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
-#include <unistd.h>
-
-#include "checkpoint_restore.h"
 
 #pragma weak checkpoint
 #pragma weak restore
 #pragma weak crthreads_root_get
-#pragma weak crthreads_last_error
-
-static void fail(const char *file, int line, const char *expr, const char *fmt, ...) {
-    va_list ap;
-    fprintf(stderr, "FAIL %s:%d: check `%s` failed: ", file, line, expr);
-    va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fputc('\n', stderr);
-    _Exit(1);
-}
-#define CHECK(cond, ...)                                                                           \
-    do {                                                                                           \
-        if (!(cond)) fail(__FILE__, __LINE__, #cond, __VA_ARGS__);                                 \
-    } while (0)
-
-static const char *last_error(void) {
-    const char *m = crthreads_last_error();
-    return m ? m : "(null)";
-}
 
 #define LINE 64
 #define LINES 512
@@ -401,9 +373,7 @@ static void first(const char *path) {
 
     verify_all(r);
     ckpt("the final checkpoint");
-    printf("READY\n");
-    for (int i = 0; i < 600; i++) usleep(100000);
-    fail(__FILE__, __LINE__, "killed", "nobody killed the program within 60 s");
+    WAIT_TO_BE_KILLED();
 }
 
 static void check(void) {
@@ -487,9 +457,7 @@ static void setvbuf_first(const char *path) {
     verify_vroot(r);
     fclose(f);
     ckpt("the final checkpoint");
-    printf("READY\n");
-    for (int i = 0; i < 600; i++) usleep(100000);
-    fail(__FILE__, __LINE__, "killed", "nobody killed the program within 60 s");
+    WAIT_TO_BE_KILLED();
 }
 
 static void setvbuf_check(void) {

@@ -16,35 +16,11 @@
  * At the end every block has been freed exactly once (allocation and free counts match).
  * usage: stress MODE [THREADS [OPS [SEED]]]  (defaults 8, 40000, 1; MODE is persistent or volatile)
  */
-#define _GNU_SOURCE
-#include <errno.h>
+#include "check.h"
+
 #include <malloc.h>
 #include <pthread.h>
-#include <stdarg.h>
 #include <stdatomic.h>
-#include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-
-#include "checkpoint_restore.h"
-
-#pragma weak crthreads_last_error
-
-static void fail(const char *file, int line, const char *expr, const char *fmt, ...) {
-    va_list ap;
-    flockfile(stderr);
-    fprintf(stderr, "FAIL %s:%d: check `%s` failed: ", file, line, expr);
-    va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fputc('\n', stderr);
-    _Exit(1);
-}
-#define CHECK(cond, ...)                                                                           \
-    do {                                                                                           \
-        if (!(cond)) fail(__FILE__, __LINE__, #cond, __VA_ARGS__);                                 \
-    } while (0)
 
 struct hdr {
     uint64_t tag;

@@ -11,35 +11,11 @@
  *   more memory than the region holds must keep succeeding.
  * usage: zero_null MODE  (MODE is persistent or volatile)
  */
-#define _GNU_SOURCE
-#include <errno.h>
+#include "check.h"
+
 #include <malloc.h>
 #include <stdalign.h>
-#include <stdarg.h>
 #include <stddef.h>
-#include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <unistd.h>
-
-#include "checkpoint_restore.h"
-
-#pragma weak crthreads_last_error
-
-static void fail(const char *file, int line, const char *expr, const char *fmt, ...) {
-    va_list ap;
-    fprintf(stderr, "FAIL %s:%d: check `%s` failed: ", file, line, expr);
-    va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fputc('\n', stderr);
-    _Exit(1);
-}
-#define CHECK(cond, ...)                                                                           \
-    do {                                                                                           \
-        if (!(cond)) fail(__FILE__, __LINE__, #cond, __VA_ARGS__);                                 \
-    } while (0)
 
 static void null_pointers(void) {
     for (int i = 0; i < 1000; i++) free(NULL);
