@@ -101,6 +101,21 @@ unsafe fn read_piece(
     Ok(())
 }
 
+/// The pages in both `a` and `b` (sorted, disjoint extent lists).
+fn intersect(a: &[Extent], b: &[Extent]) -> Vec<Extent> {
+    let mut out = Vec::new();
+    for x in a {
+        for y in b {
+            let (lo, hi) = (x.first.max(y.first), x.end().min(y.end()));
+            if lo < hi {
+                out.push(Extent { first: lo, npages: hi - lo });
+            }
+        }
+    }
+    out.sort_by_key(|e| e.first);
+    out
+}
+
 /// The ranges of groups `[g0, g1)` whose pages `extents` touch.
 fn group_ranges(extents: &[Extent]) -> Vec<(u64, u64)> {
     let gp = GROUP_PAGES as u64;
@@ -233,7 +248,10 @@ pub struct Store {
     tables: [Table; 2],
     summaries: [Vec<u32>; 2],
     pending: [PageSet; 2],
-    /// Extents whose pages the slot holds (as of its last commit).
+    /// Pages the slot holds as memory has them (unless pending): those of its last commit that
+    /// have stayed live since. A page that leaves the live set can change without a tracked
+    /// write (the heap gives it back to the OS), so it stops being covered, and when it is
+    /// live again it is rewritten.
     covered: [Vec<Extent>; 2],
     /// Sequence number of the committed checkpoint each slot holds, if valid.
     valid: [Option<u64>; 2],
@@ -482,7 +500,8 @@ impl Store {
         match other {
             Some(oh) => {
                 self.valid[o] = Some(oh.seq);
-                self.covered[o] = oh.extents.clone();
+                // Memory outside the restored extents is zero, whatever the older slot holds.
+                self.covered[o] = intersect(&oh.extents, &h.extents);
                 for e in &h.extents {
                     for p in e.first..e.end() {
                         if self.tables[s].get(p).newer_than(oh.seq) {
@@ -519,6 +538,9 @@ impl Store {
         }
         let seq = self.seq + 1;
         let target = self.active.map_or(0, |a| 1 - a);
+        for c in self.covered.iter_mut() {
+            *c = intersect(c, extents);
+        }
         let mut st = CommitStats { seq, slot: target, ..Default::default() };
         self.write_slot(target, seq, extents, meta, &mut st)?;
         self.active = Some(target);
@@ -755,6 +777,13 @@ mod tests {
         assert_eq!(r, vec![(0, 5), (9, 1), (20, 16), (36, 16), (52, 8)]);
         assert_eq!(merge_runs([(5, 1), (6, 1)].into_iter(), 0, 16), vec![(5, 2)]);
         assert_eq!(merge_runs([(0, 10), (2, 1), (3, 9)].into_iter(), 0, 16), vec![(0, 12)]);
+    }
+
+    #[test]
+    fn intersection_keeps_only_common_pages() {
+        let x = |first, npages| Extent { first, npages };
+        assert_eq!(intersect(&[x(0, 10), x(20, 10)], &[x(5, 20)]), vec![x(5, 5), x(20, 5)]);
+        assert_eq!(intersect(&[x(0, 10)], &[x(10, 5)]), vec![]);
     }
 
     #[test]
