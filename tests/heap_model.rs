@@ -24,9 +24,9 @@
 //! make later ones fail): small objects held by the program (`used - cached`) per class equal
 //! the model's blocks grouped by usable size (classes and their sizes increase together), large
 //! runs and their pages equal the model's large blocks (size > 32 KiB or alignment > 4 KiB),
-//! and after everything is freed and the threads have exited (giving their caches back) the
-//! heap is back to the baseline: same objects, spans and large runs, and every page below
-//! `top` that was free before is free again.
+//! and after everything is freed and the threads have exited (giving their caches back, with
+//! their objects, to whichever thread claims them next) nothing is held but what caches keep:
+//! every small object handed out sits in a cache, and large runs are back to the baseline.
 //!
 //! One runtime serves the whole binary (`crthreads::init` once); the tests take a lock because
 //! the invariant walk needs a heap that no other thread is using. `PROPTEST_CASES` raises the
@@ -463,18 +463,16 @@ fn compare(rep: &HeapReport, base: &HeapReport, blocks: &[&Block]) -> Result<(),
     Ok(())
 }
 
-/// After every block is freed and every worker thread has exited: back to the baseline.
+/// After every block is freed and every worker thread has exited: nothing is held but what
+/// thread caches keep. An exiting thread gives its cache back with its objects (a single store,
+/// safe against a concurrent checkpoint; the next thread adopts them), so every small object
+/// still handed out must sit in a cache, and large allocations are back to the baseline.
 fn check_back_to_baseline(base: &HeapReport) -> Result<(), String> {
     let rep = check_invariants().map_err(|e| format!("after freeing everything: invariants: {e}"))?;
-    let same = rep.used == base.used
-        && rep.cached == base.cached
-        && rep.spans == base.spans
-        && rep.large_runs == base.large_runs
-        && rep.large_pages == base.large_pages
-        && rep.top_pages - rep.free_pages == base.top_pages - base.free_pages;
+    let same = rep.used == rep.cached && rep.large_runs == base.large_runs && rep.large_pages == base.large_pages;
     if !same {
         return Err(format!(
-            "after freeing everything (threads exited, caches given back) the heap is not back to the baseline:\n \
+            "after freeing everything (threads exited, caches given back) some memory is still held:\n \
              now      {rep:?}\n baseline {base:?}"
         ));
     }

@@ -11,8 +11,9 @@
 //! `pthread_setspecific` can call `calloc`), and after the thread's cache was given back at
 //! thread exit (a pthread key destructor; later frees in that thread go to the central lists).
 //!
-//! Caches live in the region, so their contents survive a restore; restore marks every cache
-//! free, and the new process's threads adopt them with their objects.
+//! A cache given back at thread exit keeps its objects; the next thread to claim it adopts
+//! them. Caches live in the region, so their contents survive a restore too; restore marks
+//! every cache free, and the new process's threads adopt them with their objects.
 
 use core::cell::Cell;
 use core::sync::atomic::Ordering;
@@ -72,9 +73,7 @@ pub(crate) fn create_exit_key() {
     if KEY.load(Ordering::Relaxed) != u32::MAX {
         return;
     }
-    let mut key: libc::pthread_key_t = 0;
-    // SAFETY: `key` is a valid out-pointer and `release_on_exit` has the destructor signature.
-    if unsafe { libc::pthread_key_create(&mut key, Some(release_on_exit)) } == 0 {
+    if let Some(key) = crate::sys::proc::key_create(release_on_exit) {
         KEY.store(key, Ordering::Relaxed);
     }
 }
@@ -138,10 +137,9 @@ impl Ctx {
         }
         let key = KEY.load(Ordering::Relaxed);
         if !found.is_null() && key != u32::MAX {
-            // SAFETY: `key` was created by `create_exit_key`; the value is our cache pointer.
             // This may allocate (re-entering the allocator, which sees ST_CLAIMING and uses the
             // central lists).
-            unsafe { libc::pthread_setspecific(key, found as *const libc::c_void) };
+            crate::sys::proc::key_set(key, found.cast());
         }
         TLS.with(|t| {
             if found.is_null() {
@@ -158,24 +156,20 @@ impl Ctx {
         found
     }
 
-    /// Returns every object in cache `c` to the central lists and marks it free.
+    /// Marks cache `c` free; its objects stay in it for the next thread that claims it.
+    ///
+    /// This is one store on purpose. It runs at thread exit, whose timing the program does not
+    /// control, so it may run while a checkpoint copies the heap: a single word changes, and a
+    /// checkpoint sees the cache either owned or free, both consistent (restore frees every
+    /// cache anyway). Draining the bins into the central lists instead would leave a window in
+    /// which a checkpoint could capture an object both in a bin and in a central list.
     ///
     /// # Safety
     /// The calling thread owns `c` and stops using it.
-    pub(crate) unsafe fn release_cache(&self, c: *mut Cache) {
-        // SAFETY: the caller owns the cache, so its bins are ours to drain.
-        unsafe {
-            for cls in 1..super::size_class::NCLASSES {
-                let b = &mut (*c).bins[cls];
-                if b.count > 0 {
-                    self.central_release(cls, b.head, b.count);
-                    b.head = core::ptr::null_mut();
-                    b.count = 0;
-                }
-            }
-            // Release: publishes the drained bins to the next claimer (its Acquire CAS).
-            (*c).owner.store(0, Ordering::Release);
-        }
+    pub(crate) unsafe fn release_cache(c: *mut Cache) {
+        // SAFETY: the caller owns the cache; `owner` is an atomic.
+        // Release: publishes the bins to the next claimer (its Acquire CAS).
+        unsafe { (*c).owner.store(0, Ordering::Release) };
     }
 
     /// Refills bin `cls` of cache `c` from the central list and pops one object.
@@ -233,14 +227,16 @@ pub(crate) unsafe fn push(c: *mut Cache, cls: usize, obj: *mut FreeObj) -> bool 
     }
 }
 
-/// pthread key destructor: the thread is exiting; give its cache back.
+/// pthread key destructor: the thread is exiting; give its cache back (objects included).
 unsafe extern "C" fn release_on_exit(p: *mut libc::c_void) {
-    let Some(ctx) = super::ctx() else { return };
+    if super::ctx().is_none() {
+        return;
+    }
     TLS.with(|t| {
         t.cache.set(core::ptr::null_mut());
         t.saved.set(core::ptr::null_mut());
         t.state.set(ST_NO_CACHE);
     });
     // SAFETY: the key's value is the cache this thread claimed, and the thread is exiting.
-    unsafe { ctx.release_cache(p.cast()) };
+    unsafe { Ctx::release_cache(p.cast()) };
 }

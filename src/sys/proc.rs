@@ -145,6 +145,19 @@ pub fn exit_now(code: i32) -> ! {
     unsafe { libc::_exit(code) }
 }
 
+/// Creates a pthread key whose destructor runs at thread exit with the thread's value.
+pub(crate) fn key_create(dtor: unsafe extern "C" fn(*mut libc::c_void)) -> Option<u32> {
+    let mut key: libc::pthread_key_t = 0;
+    // SAFETY: `key` is a valid out-pointer; `dtor` has the destructor signature.
+    (unsafe { libc::pthread_key_create(&mut key, Some(dtor)) } == 0).then_some(key)
+}
+
+/// Sets the calling thread's value of `key`.
+pub(crate) fn key_set(key: u32, value: *const libc::c_void) {
+    // SAFETY: `key` came from `key_create`; the value is opaque to pthreads.
+    unsafe { libc::pthread_setspecific(key, value) };
+}
+
 /// Registers fork handlers (`pthread_atfork`).
 pub(crate) fn at_fork(prepare: extern "C" fn(), parent: extern "C" fn(), child: extern "C" fn()) {
     // SAFETY: plain function pointers with the expected signature.
