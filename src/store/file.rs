@@ -75,8 +75,10 @@ impl Dir {
         Dir::verify_and_lock(path, fd).map(Some)
     }
 
-    /// Opens the directory, creating it (and missing parents) with mode 0700 if needed.
-    pub fn open_or_create(path: &Path) -> Result<Dir> {
+    /// Opens the directory, creating it (and missing parents) with mode 0700 if needed. With
+    /// `durable`, a directory created here is made to survive power loss (its parent is
+    /// synced).
+    pub fn open_or_create(path: &Path, durable: bool) -> Result<Dir> {
         if let Some(d) = Dir::open_existing(path)? {
             return Ok(d);
         }
@@ -97,6 +99,11 @@ impl Dir {
         match made {
             Ok(()) | Err(Errno::EXIST) => {}
             Err(e) => return Err(Error::os_at("mkdir", path, e)),
+        }
+        if durable && made.is_ok() {
+            let parent = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+            let pfd = fs::open_dir(parent).map_err(|e| Error::os_at("open", parent, e))?;
+            fs::fsync(pfd.as_fd()).map_err(|e| Error::os_at("fsync", parent, e))?;
         }
         Dir::open_existing(path)?.ok_or_else(|| Error::os_at("open", path, Errno::NOENT))
     }

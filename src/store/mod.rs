@@ -534,7 +534,7 @@ impl Store {
             });
         }
         if self.dir.is_none() {
-            self.dir = Some(Dir::open_or_create(&self.dir_path)?);
+            self.dir = Some(Dir::open_or_create(&self.dir_path, self.durability == Durability::Sync)?);
         }
         let seq = self.seq + 1;
         let target = self.active.map_or(0, |a| 1 - a);
