@@ -8,6 +8,11 @@
 //! 4. release the locks, then report statistics (formatting and file I/O happen only after
 //!    the heap is running again).
 //!
+//! Between stop and release nothing may allocate from the persistent heap (the runtime runs in
+//! an `internal` section, so its own allocations are volatile) and nothing may start a thread:
+//! a new thread's allocations are not internal and would wait forever for the heap locks this
+//! thread holds. (Restore can use threads; the heap is not live yet then.)
+//!
 //! A failed checkpoint leaves the previous one intact; the program gets the error and a
 //! warning on stderr, and the next checkpoint retries the same pages.
 
