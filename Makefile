@@ -20,6 +20,7 @@ lib:
 lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets $(FEATURES) -- -D warnings
+	RUSTDOCFLAGS="-D warnings" $(CARGO) doc -p crthreads --no-deps
 
 # Every test: lints, unit and integration tests (crash tests with failpoints compiled in), the
 # C suite against the built library, the fuzz corpus replay, and the loom models.

@@ -6,7 +6,7 @@
 //! overwrites the region, never touches them; `free` tells the two apart by address.
 //!
 //! Blocks carry a 16-byte header just below the returned pointer: the block's class (or, for
-//! blocks mapped on their own, their mapping length with [`BIG`] set) and the distance back to
+//! blocks mapped on their own, their mapping length with `BIG` set) and the distance back to
 //! the block's start. Small blocks are powers of two from 32 bytes to 64 KiB, carved from 1 MiB
 //! chunks and recycled through per-class free lists; larger ones get their own mapping.
 //! One lock guards it all: this allocator is not on any hot path.

@@ -1,6 +1,6 @@
 //! The double-buffered checkpoint store.
 //!
-//! Two slot files each hold a whole image of the region's live pages ([`format`]). A
+//! Two slot files each hold a whole image of the region's live pages ([`format`](mod@format)). A
 //! checkpoint writes into the *inactive* slot only, so the newest committed checkpoint is never
 //! touched while another is being written:
 //!

@@ -5,7 +5,7 @@
 //! - `full`: no tracking; every live page counts as written (the baseline).
 //!
 //! Besides what the backend sees, the heap reports pages it gave back to the OS
-//! ([`note_discarded`]): their contents changed to zero without a write.
+//! (`note_discarded`): their contents changed to zero without a write.
 #![allow(unsafe_code)] // The discard hook publishes a pointer to a set that lives forever.
 
 pub mod interpose;
