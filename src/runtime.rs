@@ -218,11 +218,12 @@ fn init_inner(cfg: Config, argv: Vec<CString>) -> Result<Start> {
         }
     };
     track::set_discard_sink(layout.base, discarded);
-    let tracker = track::start(cfg.tracker, layout.base, layout.capacity, &ckpt::live_extents(&layout))?;
     let stats_file = match &cfg.stats {
         Some(p) => Some(open_stats(p)?),
         None => None,
     };
+    // Last fallible step: a started tracker (a signal handler, protected pages) is not undone.
+    let tracker = track::start(cfg.tracker, layout.base, layout.capacity, &ckpt::live_extents(&layout))?;
     heap::go_live(&layout);
     let rt = Runtime {
         config: cfg,
