@@ -1,18 +1,25 @@
 //! Configuration: built in code or read from `CRTHREADS_*` environment variables.
 //!
-//! A [`Config`] is parsed and validated once, before the persistent heap is live. Every parse error
-//! names the variable, the value it had and the values it accepts.
+//! A [`Config`] is parsed and validated once, before the persistent heap is live. Every error
+//! names where the bad value came from (the environment variable, the `crattr` field or the
+//! `Config` method), repeats the value exactly as it was given, and lists what is accepted.
+//! Words and units are accepted in any case (`sync`, `SYNC`; `64G`, `64gib`, `64 GB`).
 //!
-//! | variable               | meaning                                   | default                     |
-//! |------------------------|-------------------------------------------|-----------------------------|
-//! | `CRTHREADS_DIR`        | checkpoint directory                      | `./<program>.crthreads`     |
-//! | `CRTHREADS_BASE`       | fixed address of the persistent region    | `0x200000000000`            |
-//! | `CRTHREADS_CAPACITY`   | size of the region (`K`/`M`/`G`/`T`)      | `64G`                       |
-//! | `CRTHREADS_DURABILITY` | `process` or `sync`                       | `process`                   |
-//! | `CRTHREADS_TRACKER`    | `auto`, `uffd`, `mprotect` or `full`      | `auto`                      |
-//! | `CRTHREADS_REEXEC`     | `1`: re-execute once without ASLR; `0`    | `1`                         |
-//! | `CRTHREADS_KEEP`       | `1`: keep the checkpoint after a clean exit | `0`                       |
-//! | `CRTHREADS_STATS`      | file to append one JSON line per checkpoint | unset                     |
+//! | variable               | meaning                                     | default                 |
+//! |------------------------|---------------------------------------------|-------------------------|
+//! | `CRTHREADS_DIR`        | checkpoint directory                        | `./<program>.crthreads` |
+//! | `CRTHREADS_BASE`       | fixed address of the persistent region      | the checkpoint's, or `0x200000000000` |
+//! | `CRTHREADS_CAPACITY`   | size of the region (`K`/`M`/`G`/`T`)        | the checkpoint's, or `64G` (less under a finite `ulimit -v`/`-d`) |
+//! | `CRTHREADS_DURABILITY` | `process` or `sync`                         | `process`               |
+//! | `CRTHREADS_TRACKER`    | `auto`, `uffd`, `mprotect` or `full`        | `auto`                  |
+//! | `CRTHREADS_REEXEC`     | `1`: re-execute once without ASLR; `0`      | `1`                     |
+//! | `CRTHREADS_KEEP`       | `1`: keep the checkpoint after a clean exit | `0`                     |
+//! | `CRTHREADS_STATS`      | file to append one JSON line per checkpoint | unset                   |
+//! | `CRTHREADS_AUTO`       | C library: `0` waits for `crinit()`         | `1`                     |
+//!
+//! A relative directory (the default is one) is resolved against the working directory once,
+//! when crthreads starts ([`Config::resolved`]), so a program that changes directory later
+//! still checkpoints where it will look on the next run.
 
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
@@ -33,6 +40,23 @@ pub const MAX_CAPACITY: usize = 4 << 40;
 pub const REGION_ALIGN: usize = 2 << 20;
 /// One past the highest user-space address on x86-64 with 4-level page tables.
 pub const USER_TOP: usize = 0x7fff_ffff_f000;
+
+/// The environment variables crthreads reads (others with the prefix draw a warning).
+pub const KNOWN_VARS: &[&str] = &[
+    "CRTHREADS_DIR",
+    "CRTHREADS_BASE",
+    "CRTHREADS_CAPACITY",
+    "CRTHREADS_DURABILITY",
+    "CRTHREADS_TRACKER",
+    "CRTHREADS_REEXEC",
+    "CRTHREADS_KEEP",
+    "CRTHREADS_STATS",
+    "CRTHREADS_AUTO",
+    "CRTHREADS_FAILPOINT",
+    // Set by crthreads itself: the persistent process's mark, and the re-execution marker.
+    "CRTHREADS_OWNER",
+    "CRTHREADS_REEXECED",
+];
 
 /// How durable a committed checkpoint is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -56,30 +80,73 @@ pub enum TrackerKind {
     Full,
 }
 
+impl TrackerKind {
+    /// The name used in `CRTHREADS_TRACKER` and in statistics.
+    pub fn name(self) -> &'static str {
+        match self {
+            TrackerKind::Auto => "auto",
+            TrackerKind::Uffd => "uffd",
+            TrackerKind::Mprotect => "mprotect",
+            TrackerKind::Full => "full",
+        }
+    }
+}
+
+/// Where a setting's value came from: error messages name it and repeat the value as given.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Origin {
+    Default,
+    /// An environment variable and its text.
+    Env(&'static str, String),
+    /// A field of C's `struct crattr`.
+    Crattr(&'static str),
+    /// A `Config` builder method.
+    Api(&'static str),
+}
+
+/// Origins of the settings that validation can reject.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Origins {
+    dir: Origin,
+    base: Origin,
+    capacity: Origin,
+    stats: Origin,
+}
+
+impl Default for Origins {
+    fn default() -> Origins {
+        Origins { dir: Origin::Default, base: Origin::Default, capacity: Origin::Default, stats: Origin::Default }
+    }
+}
+
 /// Settings of a crthreads run.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Config {
     pub(crate) dir: PathBuf,
-    pub(crate) base: usize,
-    pub(crate) capacity: usize,
+    /// `None`: the checkpoint's, or [`DEFAULT_BASE`].
+    pub(crate) base: Option<usize>,
+    /// `None`: the checkpoint's, or [`DEFAULT_CAPACITY`] fitted under the process's limits.
+    pub(crate) capacity: Option<usize>,
     pub(crate) durability: Durability,
     pub(crate) tracker: TrackerKind,
     pub(crate) reexec: bool,
     pub(crate) keep: bool,
     pub(crate) stats: Option<PathBuf>,
+    origins: Origins,
 }
 
 impl Default for Config {
     fn default() -> Config {
         Config {
             dir: default_dir(),
-            base: DEFAULT_BASE,
-            capacity: DEFAULT_CAPACITY,
+            base: None,
+            capacity: None,
             durability: Durability::Process,
             tracker: TrackerKind::Auto,
             reexec: true,
             keep: false,
             stats: None,
+            origins: Origins::default(),
         }
     }
 }
@@ -106,42 +173,40 @@ impl Config {
             if v.is_empty() {
                 return Err(bad("CRTHREADS_DIR", &v, "a directory path"));
             }
+            self.origins.dir = env_origin("CRTHREADS_DIR", &v);
             self.dir = PathBuf::from(v);
         }
         if let Some(v) = get("CRTHREADS_BASE") {
-            self.base = parse_addr(utf8("CRTHREADS_BASE", &v)?)
-                .ok_or_else(|| bad("CRTHREADS_BASE", &v, "an address such as 0x200000000000"))?;
+            self.base = Some(
+                parse_addr(text("CRTHREADS_BASE", &v)?)
+                    .ok_or_else(|| bad("CRTHREADS_BASE", &v, "an address such as 0x200000000000"))?,
+            );
+            self.origins.base = env_origin("CRTHREADS_BASE", &v);
         }
         if let Some(v) = get("CRTHREADS_CAPACITY") {
-            self.capacity = parse_size(utf8("CRTHREADS_CAPACITY", &v)?)
-                .ok_or_else(|| bad("CRTHREADS_CAPACITY", &v, "a size such as 64G, 512M or 1073741824"))?;
+            self.capacity =
+                Some(parse_size(text("CRTHREADS_CAPACITY", &v)?).ok_or_else(|| bad("CRTHREADS_CAPACITY", &v, SIZES))?);
+            self.origins.capacity = env_origin("CRTHREADS_CAPACITY", &v);
         }
         if let Some(v) = get("CRTHREADS_DURABILITY") {
-            self.durability = match utf8("CRTHREADS_DURABILITY", &v)? {
-                "process" => Durability::Process,
-                "sync" => Durability::Sync,
-                _ => return Err(bad("CRTHREADS_DURABILITY", &v, "`process` or `sync`")),
-            };
+            self.durability = parse_durability(text("CRTHREADS_DURABILITY", &v)?)
+                .ok_or_else(|| bad("CRTHREADS_DURABILITY", &v, "`process` or `sync` (in any case)"))?;
         }
         if let Some(v) = get("CRTHREADS_TRACKER") {
-            self.tracker = match utf8("CRTHREADS_TRACKER", &v)? {
-                "auto" => TrackerKind::Auto,
-                "uffd" => TrackerKind::Uffd,
-                "mprotect" => TrackerKind::Mprotect,
-                "full" => TrackerKind::Full,
-                _ => return Err(bad("CRTHREADS_TRACKER", &v, "`auto`, `uffd`, `mprotect` or `full`")),
-            };
+            self.tracker = parse_tracker(text("CRTHREADS_TRACKER", &v)?)
+                .ok_or_else(|| bad("CRTHREADS_TRACKER", &v, "`auto`, `uffd`, `mprotect` or `full` (in any case)"))?;
         }
         if let Some(v) = get("CRTHREADS_REEXEC") {
-            self.reexec = parse_bool("CRTHREADS_REEXEC", &v)?;
+            self.reexec = env_bool("CRTHREADS_REEXEC", &v)?;
         }
         if let Some(v) = get("CRTHREADS_KEEP") {
-            self.keep = parse_bool("CRTHREADS_KEEP", &v)?;
+            self.keep = env_bool("CRTHREADS_KEEP", &v)?;
         }
         if let Some(v) = get("CRTHREADS_STATS") {
             if v.is_empty() {
                 return Err(bad("CRTHREADS_STATS", &v, "a file path"));
             }
+            self.origins.stats = env_origin("CRTHREADS_STATS", &v);
             self.stats = Some(PathBuf::from(v));
         }
         self.validate()?;
@@ -151,16 +216,19 @@ impl Config {
     /// Sets the checkpoint directory.
     pub fn dir(mut self, dir: impl Into<PathBuf>) -> Config {
         self.dir = dir.into();
+        self.origins.dir = Origin::Api("Config::dir");
         self
     }
     /// Sets the fixed base address of the persistent region.
     pub fn base(mut self, base: usize) -> Config {
-        self.base = base;
+        self.base = Some(base);
+        self.origins.base = Origin::Api("Config::base");
         self
     }
     /// Sets the size of the persistent region in bytes.
     pub fn capacity(mut self, capacity: usize) -> Config {
-        self.capacity = capacity;
+        self.capacity = Some(capacity);
+        self.origins.capacity = Origin::Api("Config::capacity");
         self
     }
     /// Sets the durability of commits.
@@ -186,6 +254,7 @@ impl Config {
     /// Appends one JSON line of statistics per checkpoint to `file`.
     pub fn stats(mut self, file: impl Into<PathBuf>) -> Config {
         self.stats = Some(file.into());
+        self.origins.stats = Origin::Api("Config::stats");
         self
     }
 
@@ -197,43 +266,84 @@ impl Config {
     pub fn get_durability(&self) -> Durability {
         self.durability
     }
-    /// The base address of the region.
-    pub fn get_base(&self) -> usize {
+    /// The base address of the region, if set (otherwise the checkpoint's or the default).
+    pub fn get_base(&self) -> Option<usize> {
         self.base
     }
-    /// The capacity of the region.
-    pub fn get_capacity(&self) -> usize {
+    /// The capacity of the region, if set (otherwise the checkpoint's or the default).
+    pub fn get_capacity(&self) -> Option<usize> {
         self.capacity
+    }
+    /// The tracker asked for.
+    pub fn get_tracker(&self) -> TrackerKind {
+        self.tracker
+    }
+
+    /// This configuration with relative paths made absolute against the current working
+    /// directory, as crthreads does once when it starts.
+    pub fn resolved(mut self) -> Result<Config> {
+        if self.dir.is_relative() || self.stats.as_ref().is_some_and(|s| s.is_relative()) {
+            let cwd = std::env::current_dir().map_err(|e| Error::Os {
+                op: "getcwd (to resolve the relative CRTHREADS_DIR)",
+                path: Some(self.dir.clone()),
+                errno: crate::error::Errno(e.raw_os_error().unwrap_or(libc::ENOENT)),
+            })?;
+            if self.dir.is_relative() {
+                self.dir = cwd.join(&self.dir);
+            }
+            if let Some(s) = self.stats.as_mut().filter(|s| s.is_relative()) {
+                *s = cwd.join(&*s);
+            }
+        }
+        Ok(self)
     }
 
     /// Checks the combination of settings.
     pub fn validate(&self) -> Result<()> {
-        let hex = |v: usize| format!("{v:#x}");
-        if self.base == 0 || self.base % REGION_ALIGN != 0 || self.base >= USER_TOP {
-            return Err(Error::Config {
-                var: "CRTHREADS_BASE",
-                value: hex(self.base),
-                expected: format!("a non-zero multiple of 2 MiB below {USER_TOP:#x}"),
-            });
+        if self.dir.as_os_str().is_empty() {
+            return Err(self.reject(&self.origins.dir, String::new(), "a directory path"));
         }
-        if self.capacity < MIN_CAPACITY || self.capacity > MAX_CAPACITY || self.capacity % REGION_ALIGN != 0 {
-            return Err(Error::Config {
-                var: "CRTHREADS_CAPACITY",
-                value: self.capacity.to_string(),
-                expected: "a multiple of 2 MiB, at least 32M and at most 4T".into(),
-            });
+        if self.stats.as_ref().is_some_and(|s| s.as_os_str().is_empty()) {
+            return Err(self.reject(&self.origins.stats, String::new(), "a file path"));
         }
-        if self.base.checked_add(self.capacity).is_none_or(|end| end > USER_TOP) {
-            return Err(Error::Config {
-                var: "CRTHREADS_CAPACITY",
-                value: self.capacity.to_string(),
-                expected: format!(
-                    "a size that fits between CRTHREADS_BASE={} and the top of user space {USER_TOP:#x}",
-                    hex(self.base)
-                ),
-            });
+        if let Some(base) = self.base {
+            if base == 0 || base % REGION_ALIGN != 0 || base >= USER_TOP {
+                return Err(self.reject(
+                    &self.origins.base,
+                    format!("{base:#x}"),
+                    &format!("a non-zero multiple of 2 MiB (0x200000) below {USER_TOP:#x}"),
+                ));
+            }
+        }
+        if let Some(cap) = self.capacity {
+            if !(MIN_CAPACITY..=MAX_CAPACITY).contains(&cap) || cap % REGION_ALIGN != 0 {
+                return Err(self.reject(
+                    &self.origins.capacity,
+                    cap.to_string(),
+                    "a multiple of 2 MiB, at least 32M and at most 4T",
+                ));
+            }
+        }
+        let base = self.base.unwrap_or(DEFAULT_BASE);
+        let cap = self.capacity.unwrap_or(MIN_CAPACITY);
+        if base.checked_add(cap).is_none_or(|end| end > USER_TOP) {
+            return Err(self.reject(
+                &self.origins.capacity,
+                cap.to_string(),
+                &format!("a size that fits between the base {base:#x} and the top of user space {USER_TOP:#x}"),
+            ));
         }
         Ok(())
+    }
+
+    fn reject(&self, origin: &Origin, value: String, expected: &str) -> Error {
+        let (var, value) = match origin {
+            Origin::Env(var, raw) => (*var, raw.clone()),
+            Origin::Crattr(f) => (*f, value),
+            Origin::Api(m) => (*m, value),
+            Origin::Default => ("the default", value),
+        };
+        Error::Config { var, value, expected: expected.into() }
     }
 }
 
@@ -256,16 +366,19 @@ pub struct Overrides {
 }
 
 impl Overrides {
-    /// `cfg` with these overrides applied.
-    pub fn apply(&self, mut cfg: Config) -> Config {
+    /// `cfg` with these overrides applied and validated; errors name the `crattr` field.
+    pub fn apply(&self, mut cfg: Config) -> Result<Config> {
         if let Some(d) = &self.dir {
             cfg.dir = d.clone();
+            cfg.origins.dir = Origin::Crattr("crattr.dir");
         }
         if let Some(b) = self.base {
-            cfg.base = b;
+            cfg.base = Some(b);
+            cfg.origins.base = Origin::Crattr("crattr.base");
         }
         if let Some(c) = self.capacity {
-            cfg.capacity = c;
+            cfg.capacity = Some(c);
+            cfg.origins.capacity = Origin::Crattr("crattr.capacity");
         }
         if let Some(d) = self.durability {
             cfg.durability = d;
@@ -275,25 +388,70 @@ impl Overrides {
         }
         if let Some(s) = &self.stats {
             cfg.stats = Some(s.clone());
+            cfg.origins.stats = Origin::Crattr("crattr.stats");
         }
-        cfg
+        cfg.validate()?;
+        Ok(cfg)
     }
+}
+
+/// Whether the C library should initialise itself when it is loaded (`CRTHREADS_AUTO`).
+pub fn auto_from_env() -> Result<bool> {
+    match std::env::var_os("CRTHREADS_AUTO") {
+        Some(v) => env_bool("CRTHREADS_AUTO", &v),
+        None => Ok(true),
+    }
+}
+
+/// `CRTHREADS_*` variables in the environment that crthreads does not know (likely typos).
+pub fn unknown_vars() -> Vec<String> {
+    std::env::vars_os()
+        .filter_map(|(k, _)| k.into_string().ok())
+        .filter(|k| k.starts_with("CRTHREADS_") && !KNOWN_VARS.contains(&k.as_str()))
+        .collect()
+}
+
+const SIZES: &str = "a size such as 64G, 512M or 1073741824 (suffixes K, M, G, T, optionally followed by B or iB, \
+                     in any case)";
+const BOOLS: &str = "`1` or `0` (also `true`/`false`, `yes`/`no`, `on`/`off`, in any case)";
+
+fn env_origin(var: &'static str, v: &OsStr) -> Origin {
+    Origin::Env(var, v.to_string_lossy().into_owned())
 }
 
 fn bad(var: &'static str, v: &OsStr, expected: &str) -> Error {
     Error::Config { var, value: v.to_string_lossy().into_owned(), expected: expected.into() }
 }
 
-fn utf8<'a>(var: &'static str, v: &'a OsStr) -> Result<&'a str> {
+fn text<'a>(var: &'static str, v: &'a OsStr) -> Result<&'a str> {
     v.to_str().map(str::trim).ok_or_else(|| bad(var, v, "UTF-8 text"))
 }
 
-fn parse_bool(var: &'static str, v: &OsStr) -> Result<bool> {
-    match utf8(var, v)? {
-        "1" | "yes" | "true" | "on" => Ok(true),
-        "0" | "no" | "false" | "off" => Ok(false),
-        _ => Err(bad(var, v, "`1` or `0`")),
+fn env_bool(var: &'static str, v: &OsStr) -> Result<bool> {
+    parse_bool(text(var, v)?).ok_or_else(|| bad(var, v, BOOLS))
+}
+
+/// Parses a yes/no setting in any case.
+pub(crate) fn parse_bool(s: &str) -> Option<bool> {
+    match s.to_ascii_lowercase().as_str() {
+        "1" | "yes" | "true" | "on" => Some(true),
+        "0" | "no" | "false" | "off" => Some(false),
+        _ => None,
     }
+}
+
+fn parse_durability(s: &str) -> Option<Durability> {
+    match s.to_ascii_lowercase().as_str() {
+        "process" => Some(Durability::Process),
+        "sync" => Some(Durability::Sync),
+        _ => None,
+    }
+}
+
+fn parse_tracker(s: &str) -> Option<TrackerKind> {
+    [TrackerKind::Auto, TrackerKind::Uffd, TrackerKind::Mprotect, TrackerKind::Full]
+        .into_iter()
+        .find(|t| t.name().eq_ignore_ascii_case(s))
 }
 
 /// Parses `0x…` hexadecimal or decimal.
@@ -304,18 +462,23 @@ pub(crate) fn parse_addr(s: &str) -> Option<usize> {
     }
 }
 
-/// Parses a byte count with an optional binary suffix: `4096`, `512K`, `64M`, `2G`, `1T`, `64GiB`.
+/// Parses a byte count with an optional binary suffix in any case: `4096`, `512K`, `64M`,
+/// `2g`, `1T`, `64GiB`, `64 gb`.
 pub(crate) fn parse_size(s: &str) -> Option<usize> {
-    let s = s.trim();
-    let s = s.strip_suffix("iB").or_else(|| s.strip_suffix('B')).unwrap_or(s);
+    let s = s.trim().to_ascii_lowercase();
+    let s = s.strip_suffix("ib").or_else(|| s.strip_suffix('b')).unwrap_or(&s).trim_end();
     let (num, shift) = match s.chars().last()? {
-        'k' | 'K' => (&s[..s.len() - 1], 10),
-        'm' | 'M' => (&s[..s.len() - 1], 20),
-        'g' | 'G' => (&s[..s.len() - 1], 30),
-        't' | 'T' => (&s[..s.len() - 1], 40),
+        'k' => (&s[..s.len() - 1], 10),
+        'm' => (&s[..s.len() - 1], 20),
+        'g' => (&s[..s.len() - 1], 30),
+        't' => (&s[..s.len() - 1], 40),
         _ => (s, 0),
     };
-    let n: usize = num.trim().parse().ok()?;
+    let num = num.trim();
+    if num.is_empty() || !num.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let n: usize = num.parse().ok()?;
     n.checked_mul(1usize << shift)
 }
 
@@ -331,15 +494,28 @@ mod tests {
     }
 
     #[test]
-    fn sizes_parse_with_binary_suffixes() {
+    fn sizes_parse_with_binary_suffixes_in_any_case() {
         assert_eq!(parse_size("4096"), Some(4096));
         assert_eq!(parse_size("64M"), Some(64 << 20));
         assert_eq!(parse_size("2G"), Some(2 << 30));
-        assert_eq!(parse_size("64GiB"), Some(64 << 30));
+        for s in ["64GiB", "64gib", "64GIB", "64g", "64gb", "64 GB", " 64G "] {
+            assert_eq!(parse_size(s), Some(64 << 30), "{s}");
+        }
         assert_eq!(parse_size("1T"), Some(1 << 40));
-        assert_eq!(parse_size("G"), None);
-        assert_eq!(parse_size("-1G"), None);
-        assert_eq!(parse_size("99999999999999T"), None);
+        assert_eq!(parse_size("512k"), Some(512 << 10));
+        for s in ["G", "-1G", "99999999999999T", "1.5G", "64X", "", "+4G"] {
+            assert_eq!(parse_size(s), None, "{s}");
+        }
+    }
+
+    #[test]
+    fn words_and_booleans_parse_in_any_case() {
+        for (s, v) in [("TRUE", true), ("Yes", true), ("on", true), ("1", true), ("FALSE", false), ("Off", false)] {
+            assert_eq!(parse_bool(s), Some(v), "{s}");
+        }
+        assert_eq!(parse_bool("maybe"), None);
+        assert_eq!(with(&[("CRTHREADS_DURABILITY", "SYNC")]).unwrap().durability, Durability::Sync);
+        assert_eq!(with(&[("CRTHREADS_TRACKER", "MProtect")]).unwrap().tracker, TrackerKind::Mprotect);
     }
 
     #[test]
@@ -356,16 +532,18 @@ mod tests {
         ])
         .unwrap();
         assert_eq!(c.dir, PathBuf::from("/tmp/x"));
-        assert_eq!(c.base, 0x1000_0000_0000);
-        assert_eq!(c.capacity, 1 << 30);
+        assert_eq!(c.base, Some(0x1000_0000_0000));
+        assert_eq!(c.capacity, Some(1 << 30));
         assert_eq!(c.durability, Durability::Sync);
         assert_eq!(c.tracker, TrackerKind::Mprotect);
         assert!(!c.reexec && c.keep);
         assert_eq!(c.stats, Some(PathBuf::from("/tmp/s.json")));
+        let d = with(&[]).unwrap();
+        assert_eq!((d.base, d.capacity), (None, None), "unset: taken from the checkpoint or defaulted at start");
     }
 
     #[test]
-    fn bad_values_name_the_variable() {
+    fn bad_values_name_the_variable_repeat_the_text_and_list_what_is_accepted() {
         for (var, val, needle) in [
             ("CRTHREADS_DURABILITY", "fast", "`process` or `sync`"),
             ("CRTHREADS_TRACKER", "ebpf", "`mprotect`"),
@@ -375,11 +553,13 @@ mod tests {
             ("CRTHREADS_CAPACITY", "8T", "at most 4T"),
             ("CRTHREADS_BASE", "0x1234", "multiple of 2 MiB"),
             ("CRTHREADS_BASE", "nowhere", "an address"),
-            ("CRTHREADS_REEXEC", "maybe", "`1` or `0`"),
+            ("CRTHREADS_REEXEC", "maybe", "`yes`/`no`"),
+            ("CRTHREADS_KEEP", "2", "`1` or `0`"),
             ("CRTHREADS_DIR", "", "directory"),
         ] {
             let e = with(&[(var, val)]).unwrap_err().to_string();
             assert!(e.contains(var) && e.contains(needle), "{var}={val}: {e}");
+            assert!(e.contains(&format!("{var}={val:?}")), "the value is echoed as typed: {e}");
         }
     }
 
@@ -387,5 +567,27 @@ mod tests {
     fn region_must_fit_in_user_space() {
         let e = with(&[("CRTHREADS_BASE", "0x7fff00000000"), ("CRTHREADS_CAPACITY", "64G")]).unwrap_err();
         assert!(e.to_string().contains("top of user space"), "{e}");
+    }
+
+    #[test]
+    fn crattr_and_api_values_are_named_as_such() {
+        let ov = Overrides { capacity: Some(12345), ..Default::default() };
+        let e = ov.apply(Config::default()).unwrap_err().to_string();
+        assert!(e.contains("crattr.capacity=\"12345\"") && !e.contains("CRTHREADS_"), "{e}");
+        let ov = Overrides { dir: Some(PathBuf::new()), ..Default::default() };
+        let e = ov.apply(Config::default()).unwrap_err().to_string();
+        assert!(e.contains("crattr.dir") && e.contains("directory path"), "{e}");
+        let e = Config::default().base(0x1234).validate().unwrap_err().to_string();
+        assert!(e.contains("Config::base") && e.contains("0x1234"), "{e}");
+    }
+
+    #[test]
+    fn relative_paths_resolve_against_the_working_directory() {
+        let c = Config::default().dir("job.ck").stats("s.json").resolved().unwrap();
+        let cwd = std::env::current_dir().unwrap();
+        assert_eq!(c.dir, cwd.join("job.ck"));
+        assert_eq!(c.stats, Some(cwd.join("s.json")));
+        let abs = Config::default().dir("/x/y").resolved().unwrap();
+        assert_eq!(abs.dir, PathBuf::from("/x/y"));
     }
 }

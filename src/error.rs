@@ -45,7 +45,9 @@ impl fmt::Display for Errno {
 }
 
 /// Everything that can go wrong in crthreads.
-#[derive(Debug)]
+///
+/// `Debug` prints the same message as `Display`, so that `fn main() -> Result<(), Error>` and
+/// `unwrap()` show the explanation and its hints rather than a structure dump.
 #[non_exhaustive]
 pub enum Error {
     /// An OS call failed. `what` names the operation and, where there is one, the file.
@@ -109,6 +111,26 @@ pub enum Error {
     DirectoryBusy {
         /// The checkpoint directory.
         dir: PathBuf,
+        /// The process holding it, when it could be told.
+        pid: Option<u32>,
+    },
+    /// The persistent region does not fit under the process's address-space or data limit.
+    OverLimit {
+        /// The region size asked for, in bytes.
+        capacity: usize,
+        /// The limit (`RLIMIT_AS` or `RLIMIT_DATA`), in bytes.
+        limit: u64,
+        /// Which limit: `"ulimit -v"` or `"ulimit -d"`.
+        which: &'static str,
+        /// Where the size came from: `"CRTHREADS_CAPACITY"` (or the API), `"the checkpoint"`, or
+        /// `"the default"` (fitted under the limit, and still too large).
+        origin: &'static str,
+    },
+    /// A call that would deadlock or tear state: made from a signal handler that interrupted
+    /// crthreads (the allocator or a checkpoint) in the same thread.
+    Reentered {
+        /// The call refused.
+        call: &'static str,
     },
     /// The persistent heap has no room left.
     OutOfMemory,
@@ -214,11 +236,39 @@ impl fmt::Display for Error {
             Error::SecureExecution => {
                 f.write_str("refusing to checkpoint or restore a setuid/setgid process (AT_SECURE is set)")
             }
-            Error::DirectoryBusy { dir } => write!(
+            Error::DirectoryBusy { dir, pid } => {
+                write!(f, "checkpoint directory {} is in use by ", dir.display())?;
+                match pid {
+                    Some(p) => write!(f, "process {p}")?,
+                    None => f.write_str("another running process")?,
+                }
+                f.write_str("; wait for it to exit, or choose another CRTHREADS_DIR")
+            }
+            Error::OverLimit { capacity, limit, which, origin } => {
+                write!(
+                    f,
+                    "the persistent region ({} from {origin}) does not fit under this process's limit \
+                     ({which} = {})",
+                    human(*capacity as u64),
+                    human(*limit)
+                )?;
+                match *origin {
+                    "the checkpoint" => f.write_str(
+                        "; the checkpoint was written with this region size and needs it to resume: raise the limit",
+                    ),
+                    "the default" => f.write_str(
+                        "; raise the limit (crthreads needs room for a region of at least 32 MiB, and as much \
+                         again for the rest of the program)",
+                    ),
+                    _ => f.write_str("; lower CRTHREADS_CAPACITY or raise the limit"),
+                }
+            }
+            Error::Reentered { call } => write!(
                 f,
-                "checkpoint directory {} is in use by another running process; wait for it to \
-                 exit or choose another CRTHREADS_DIR",
-                dir.display()
+                "{call} was called from a signal handler that interrupted crthreads (malloc, free or a \
+                 checkpoint) in the same thread, which would deadlock; it is refused: call it from the \
+                 program's normal flow (for example, set a flag in the handler and checkpoint after it \
+                 returns)"
             ),
             Error::OutOfMemory => {
                 f.write_str("the persistent heap is full; raise CRTHREADS_CAPACITY (only for a fresh start)")
@@ -243,7 +293,25 @@ impl fmt::Display for Error {
     }
 }
 
+impl fmt::Debug for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
 impl std::error::Error for Error {}
+
+/// A byte count in the largest binary unit that keeps it whole-ish (`64 GiB`, `1.5 GiB`).
+pub(crate) fn human(n: u64) -> String {
+    const UNITS: [&str; 5] = ["bytes", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = n as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u + 1 < UNITS.len() {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 || v.fract() == 0.0 { format!("{} {}", v as u64, UNITS[u]) } else { format!("{v:.1} {}", UNITS[u]) }
+}
 
 #[cfg(test)]
 mod tests {
