@@ -15,6 +15,8 @@ pub struct Stat {
     pub uid: u32,
     /// Permission and type bits.
     pub mode: u32,
+    /// Hard links (0: the file or directory was removed while open).
+    pub nlink: u64,
     /// Size in bytes.
     pub size: u64,
     /// Last modification, nanoseconds since the epoch.
@@ -38,15 +40,37 @@ impl Stat {
     pub fn is_file(&self) -> bool {
         self.mode & libc::S_IFMT == libc::S_IFREG
     }
+    /// Whether this is a FIFO or a socket (which must never be opened or waited on).
+    pub fn is_fifo_or_socket(&self) -> bool {
+        matches!(self.mode & libc::S_IFMT, libc::S_IFIFO | libc::S_IFSOCK)
+    }
+    /// Whether this is a character device (such as `/dev/null`).
+    pub fn is_char_device(&self) -> bool {
+        self.mode & libc::S_IFMT == libc::S_IFCHR
+    }
 }
 
 fn cpath(p: &Path) -> Result<CString, Errno> {
     CString::new(p.as_os_str().as_bytes()).map_err(|_| Errno(libc::EINVAL))
 }
 
-fn owned(fd: libc::c_long) -> OwnedFd {
+/// Takes ownership of a descriptor just returned by the kernel, moving it to 3 or above if it
+/// landed on 0, 1 or 2: a program started with its standard descriptors closed must not find
+/// its later output (or input) going to one of crthreads' files. The result is close-on-exec.
+pub(crate) fn owned(fd: libc::c_long) -> OwnedFd {
+    let fd = fd as i32;
+    if (0..3).contains(&fd) {
+        // SAFETY: F_DUPFD_CLOEXEC only creates a new descriptor; `fd` is ours.
+        let high = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 3) };
+        if high >= 3 {
+            // SAFETY: `fd` is ours and no longer needed; the duplicate refers to the same file.
+            unsafe { libc::close(fd) };
+            // SAFETY: `high` was just created and is owned by no one else.
+            return unsafe { OwnedFd::from_raw_fd(high) };
+        }
+    }
     // SAFETY: `fd` was just returned by a successful open and is owned by no one else.
-    unsafe { OwnedFd::from_raw_fd(fd as i32) }
+    unsafe { OwnedFd::from_raw_fd(fd) }
 }
 
 /// Opens the directory at `path` without following a final symlink.
@@ -64,9 +88,12 @@ pub(crate) fn mkdir(path: &Path, mode: u32) -> Result<(), Errno> {
     cvt(unsafe { libc::mkdir(c.as_ptr(), mode) } as libc::c_long).map(drop)
 }
 
-/// Opens `name` inside `dir` (never following a symlink) with `flags | O_CLOEXEC | O_NOFOLLOW`.
+/// Opens `name` inside `dir` (never following a symlink) with
+/// `flags | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK`: non-blocking so that a FIFO planted in the
+/// directory is opened at once (and then refused by the caller's type check) instead of
+/// blocking forever; on a regular file the flag has no effect.
 pub(crate) fn openat(dir: BorrowedFd<'_>, name: &CStr, flags: i32, mode: u32) -> Result<OwnedFd, Errno> {
-    let flags = flags | libc::O_CLOEXEC | libc::O_NOFOLLOW;
+    let flags = flags | libc::O_CLOEXEC | libc::O_NOFOLLOW | libc::O_NONBLOCK;
     // SAFETY: `name` is NUL-terminated and `dir` is an open descriptor.
     retry(|| cvt(unsafe { libc::openat(dir.as_raw_fd(), name.as_ptr(), flags, mode) } as libc::c_long)).map(owned)
 }
@@ -88,6 +115,7 @@ fn to_stat(st: &libc::stat) -> Stat {
     Stat {
         uid: st.st_uid,
         mode: st.st_mode,
+        nlink: st.st_nlink,
         size: st.st_size as u64,
         mtime_ns: st.st_mtime * 1_000_000_000 + st.st_mtime_nsec,
         dev: st.st_dev,
@@ -180,6 +208,28 @@ pub(crate) unsafe fn pread_full(fd: BorrowedFd<'_>, ptr: *mut u8, len: usize, of
     Ok(done)
 }
 
+/// Opens `path` for appending (creating it with `mode`), non-blocking so that a FIFO is not
+/// waited on; the caller checks the file's type.
+pub(crate) fn open_append(path: &Path, mode: u32) -> Result<OwnedFd, Errno> {
+    let c = cpath(path)?;
+    let flags = libc::O_WRONLY | libc::O_APPEND | libc::O_CREAT | libc::O_CLOEXEC | libc::O_NONBLOCK;
+    // SAFETY: `c` is a valid NUL-terminated string.
+    retry(|| cvt(unsafe { libc::open(c.as_ptr(), flags, mode) } as libc::c_long)).map(owned)
+}
+
+/// Appends `buf` to `fd` with raw system calls (no stdio, no interposed symbol).
+pub(crate) fn write_all(fd: BorrowedFd<'_>, mut buf: &[u8]) -> Result<(), Errno> {
+    while !buf.is_empty() {
+        // SAFETY: `buf` is readable for its length; `fd` is open.
+        let n = retry(|| cvt(unsafe { libc::syscall(libc::SYS_write, fd.as_raw_fd(), buf.as_ptr(), buf.len()) }))?;
+        if n == 0 {
+            return Err(Errno(libc::EIO));
+        }
+        buf = &buf[n as usize..];
+    }
+    Ok(())
+}
+
 /// The whole contents of a small file such as one under `/proc`, read with raw system calls
 /// (the runtime must not go through the read family this library interposes).
 pub(crate) fn read_small_file(path: &Path) -> Result<Vec<u8>, Errno> {
@@ -223,14 +273,30 @@ pub(crate) fn fsync(fd: BorrowedFd<'_>) -> Result<(), Errno> {
     retry(|| cvt(unsafe { libc::fsync(fd.as_raw_fd()) } as libc::c_long)).map(drop)
 }
 
-/// Takes an exclusive advisory lock without blocking. `Ok(false)` if another process holds it.
-pub(crate) fn try_lock_exclusive(fd: BorrowedFd<'_>) -> Result<bool, Errno> {
-    // SAFETY: `fd` is open.
-    match retry(|| cvt(unsafe { libc::flock(fd.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } as libc::c_long)) {
-        Ok(_) => Ok(true),
-        Err(Errno::AGAIN) => Ok(false),
-        Err(e) => Err(e),
+/// Takes a POSIX lock on the whole of `fd` without blocking: a write lock (`fd` opened for
+/// writing) or, with `!write`, a read lock (which still conflicts with any write lock).
+/// `Ok(None)`: taken. `Ok(Some(pid))`: another process holds it (`pid` 0 if it lives in another
+/// PID namespace). POSIX record locks belong to the process, not to the descriptor: a forked
+/// child does not inherit them, and they go away when the process exits or execs (the
+/// descriptor is close-on-exec).
+pub(crate) fn try_lock_file(fd: BorrowedFd<'_>, write: bool) -> Result<Option<u32>, Errno> {
+    // SAFETY: an all-zero flock is a valid value of this plain C struct.
+    let mut fl: libc::flock = unsafe { core::mem::zeroed() };
+    fl.l_type = if write { libc::F_WRLCK } else { libc::F_RDLCK } as libc::c_short;
+    fl.l_whence = libc::SEEK_SET as libc::c_short;
+    // SAFETY: `fd` is open and `fl` is a valid lock description.
+    match retry(|| cvt(unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETLK, &fl) } as libc::c_long)) {
+        Ok(_) => return Ok(None),
+        Err(Errno::AGAIN) | Err(Errno(libc::EACCES)) => {}
+        Err(e) => return Err(e),
     }
+    // SAFETY: as above; F_GETLK fills `fl` with the conflicting lock.
+    cvt(unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_GETLK, &mut fl) } as libc::c_long)?;
+    if fl.l_type == libc::F_UNLCK as libc::c_short {
+        // Released in between: try again.
+        return try_lock_file(fd, write);
+    }
+    Ok(Some(fl.l_pid.max(0) as u32))
 }
 
 /// Sets the file's size.

@@ -8,6 +8,7 @@
 pub mod fs;
 pub(crate) mod futex;
 pub(crate) mod mman;
+pub(crate) mod pagemap;
 pub mod proc;
 pub(crate) mod signal;
 pub(crate) mod stdio;
@@ -49,9 +50,25 @@ pub fn set_errno(e: i32) {
     unsafe { *libc::__errno_location() = e };
 }
 
+/// Whether standard error was open when crthreads started. A program started with it closed
+/// (a daemon) may later open one of its own files as descriptor 2; crthreads' messages must not
+/// land in it.
+static STDERR_OK: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(true);
+
+/// Notes whether descriptor 2 is open now (called once at start-up).
+pub(crate) fn check_stderr() {
+    // SAFETY: F_GETFD on a possibly closed descriptor only reports EBADF.
+    let open = unsafe { libc::fcntl(2, libc::F_GETFD) } != -1;
+    STDERR_OK.store(open, core::sync::atomic::Ordering::Relaxed);
+}
+
 /// Writes raw bytes to standard error: no allocation, no locks, usable anywhere (even in a
-/// signal handler or inside the allocator).
+/// signal handler or inside the allocator). Writes nothing if standard error was closed when
+/// crthreads started.
 pub fn write_stderr(parts: &[&[u8]]) {
+    if !STDERR_OK.load(core::sync::atomic::Ordering::Relaxed) {
+        return;
+    }
     for p in parts {
         let mut p = *p;
         while !p.is_empty() {
@@ -65,6 +82,54 @@ pub fn write_stderr(parts: &[&[u8]]) {
                 return;
             }
             p = &p[n as usize..];
+        }
+    }
+}
+
+/// Writes `crthreads: warning: <msg>` on standard error.
+pub fn warn(msg: &str) {
+    write_stderr(&[b"crthreads: warning: ", msg.as_bytes(), b"\n"]);
+}
+
+/// [`warn`], rate-limited per `key`: a warning that repeats (a checkpoint failing on a full disk
+/// at every attempt) is printed the 1st, 2nd, 4th, 8th… time, with the count, so the program's
+/// own output is not drowned.
+pub fn warn_limited(key: &'static str, msg: &str) {
+    use core::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
+    const SLOTS: usize = 16;
+    static KEYS: [AtomicPtr<u8>; SLOTS] = [const { AtomicPtr::new(core::ptr::null_mut()) }; SLOTS];
+    static COUNTS: [AtomicU64; SLOTS] = [const { AtomicU64::new(0) }; SLOTS];
+    let k = key.as_ptr() as *mut u8;
+    let slot = (0..SLOTS).find(|&i| {
+        let cur = KEYS[i].load(Ordering::Relaxed);
+        cur == k
+            || (cur.is_null()
+                && match KEYS[i].compare_exchange(cur, k, Ordering::Relaxed, Ordering::Relaxed) {
+                    Ok(_) => true,
+                    Err(now) => now == k,
+                })
+    });
+    let Some(i) = slot else { return warn(msg) };
+    let n = COUNTS[i].fetch_add(1, Ordering::Relaxed) + 1;
+    if n.is_power_of_two() {
+        if n == 1 {
+            warn(msg);
+        } else {
+            let mut digits = [0u8; 20];
+            write_stderr(&[b"crthreads: warning: ", msg.as_bytes(), b" (", dec(n, &mut digits), b" times so far)\n"]);
+        }
+    }
+}
+
+/// Formats `v` in decimal into `buf` without allocating; returns the digits.
+pub fn dec(mut v: u64, buf: &mut [u8; 20]) -> &[u8] {
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            return &buf[i..];
         }
     }
 }
@@ -119,5 +184,8 @@ mod tests {
         assert_eq!(super::hex(0, &mut b), b"0x0");
         assert_eq!(super::hex(0x2000_0000_0000, &mut b), b"0x200000000000");
         assert_eq!(super::hex(usize::MAX, &mut b), b"0xffffffffffffffff");
+        let mut d = [0u8; 20];
+        assert_eq!(super::dec(0, &mut d), b"0");
+        assert_eq!(super::dec(u64::MAX, &mut d), b"18446744073709551615");
     }
 }

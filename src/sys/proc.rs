@@ -145,17 +145,132 @@ pub fn exit_now(code: i32) -> ! {
     unsafe { libc::_exit(code) }
 }
 
-/// Creates a pthread key whose destructor runs at thread exit with the thread's value.
-pub(crate) fn key_create(dtor: unsafe extern "C" fn(*mut libc::c_void)) -> Option<u32> {
-    let mut key: libc::pthread_key_t = 0;
-    // SAFETY: `key` is a valid out-pointer; `dtor` has the destructor signature.
-    (unsafe { libc::pthread_key_create(&mut key, Some(dtor)) } == 0).then_some(key)
+/// Registers `dtor(obj)` to run when the calling thread exits (and, for the main thread, at
+/// `exit`), the way C++ `thread_local` destructors are: through glibc's
+/// `__cxa_thread_atexit_impl`, which takes none of the program's `PTHREAD_KEYS_MAX` keys. It
+/// allocates a list node, so callers run it inside an `internal` section.
+pub(crate) fn on_thread_exit(
+    dtor: unsafe extern "C" fn(*mut libc::c_void),
+    obj: *mut libc::c_void,
+) -> Result<(), Errno> {
+    unsafe extern "C" {
+        fn __cxa_thread_atexit_impl(
+            dtor: unsafe extern "C" fn(*mut libc::c_void),
+            obj: *mut libc::c_void,
+            dso_symbol: *mut libc::c_void,
+        ) -> libc::c_int;
+    }
+    // SAFETY: `dtor` has the destructor signature; the DSO symbol is an address inside this
+    // object (glibc only uses it to find the object and keep it loaded).
+    let r = unsafe { __cxa_thread_atexit_impl(dtor, obj, dtor as *mut libc::c_void) };
+    if r == 0 { Ok(()) } else { Err(Errno(libc::ENOMEM)) }
 }
 
-/// Sets the calling thread's value of `key`.
-pub(crate) fn key_set(key: u32, value: *const libc::c_void) {
-    // SAFETY: `key` came from `key_create`; the value is opaque to pthreads.
-    unsafe { libc::pthread_setspecific(key, value) };
+/// Fills `buf` from the kernel's random number generator.
+pub(crate) fn random_bytes(buf: &mut [u8]) -> Result<(), Errno> {
+    let mut done = 0;
+    while done < buf.len() {
+        let n = super::retry(|| {
+            // SAFETY: the destination is the unfilled tail of `buf`. A raw syscall: `getrandom`
+            // may be interposed by this very library.
+            super::cvt(unsafe { libc::syscall(libc::SYS_getrandom, buf[done..].as_mut_ptr(), buf.len() - done, 0) })
+        })?;
+        done += n as usize;
+    }
+    Ok(())
+}
+
+/// Fields of `/proc/<pid>/stat` after the command name (field 3, the state, is index 0).
+fn stat_fields(pid: Option<u32>) -> Option<Vec<String>> {
+    let path = match pid {
+        Some(p) => format!("/proc/{p}/stat"),
+        None => "/proc/self/stat".to_string(),
+    };
+    let raw = super::fs::read_small_file(std::path::Path::new(&path)).ok()?;
+    let text = String::from_utf8_lossy(&raw);
+    let after = &text[text.rfind(')')? + 1..];
+    Some(after.split_whitespace().map(str::to_string).collect())
+}
+
+/// Whether process `pid` is gone or on its way out (a zombie, or exiting: `PF_EXITING`), so
+/// that locks it holds are about to be released.
+pub(crate) fn is_exiting(pid: u32) -> bool {
+    const PF_EXITING: u64 = 0x4;
+    let Some(f) = stat_fields(Some(pid)) else { return true };
+    let state = f.first().map(String::as_str).unwrap_or("X");
+    let flags: u64 = f.get(6).and_then(|v| v.parse().ok()).unwrap_or(0);
+    matches!(state, "Z" | "X" | "x") || flags & PF_EXITING != 0
+}
+
+/// This process's start time (clock ticks after boot): with the pid it names this process
+/// across `exec`, and never another one.
+pub(crate) fn start_time() -> u64 {
+    stat_fields(None).and_then(|f| f.get(19).and_then(|v| v.parse().ok())).unwrap_or(0)
+}
+
+/// Threads in this process.
+pub(crate) fn thread_count() -> usize {
+    stat_fields(None).and_then(|f| f.get(17).and_then(|v| v.parse().ok())).unwrap_or(usize::MAX)
+}
+
+/// The calling thread's name (`comm`, at most 15 bytes).
+pub(crate) fn comm() -> Vec<u8> {
+    let mut buf = [0u8; 17];
+    // SAFETY: PR_GET_NAME writes at most 16 bytes into the buffer.
+    unsafe { libc::prctl(libc::PR_GET_NAME, buf.as_mut_ptr()) };
+    let n = buf.iter().position(|&b| b == 0).unwrap_or(16);
+    buf[..n].to_vec()
+}
+
+/// Sets the calling thread's name (`comm`); for the main thread, the name `ps` shows.
+pub(crate) fn set_comm(name: &[u8]) {
+    let mut buf = [0u8; 16];
+    let n = name.len().min(15);
+    buf[..n].copy_from_slice(&name[..n]);
+    // SAFETY: `buf` is NUL-terminated within 16 bytes.
+    unsafe { libc::prctl(libc::PR_SET_NAME, buf.as_ptr()) };
+}
+
+/// The soft limit of `resource` (`RLIMIT_AS`, `RLIMIT_DATA`), or `None` if unlimited.
+pub(crate) fn soft_limit(resource: libc::__rlimit_resource_t) -> Option<u64> {
+    let mut r = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: `r` is a valid out-pointer. A raw syscall: the library may interpose getrlimit.
+    let ok = unsafe { libc::syscall(libc::SYS_prlimit64, 0, resource, core::ptr::null::<libc::rlimit>(), &mut r) } == 0;
+    (ok && r.rlim_cur != libc::RLIM_INFINITY).then_some(r.rlim_cur)
+}
+
+/// This process's address space and data segment in bytes (`VmSize`, `VmData`), as the
+/// kernel counts them against `RLIMIT_AS` and `RLIMIT_DATA`.
+pub(crate) fn vm_usage() -> (u64, u64) {
+    let raw = super::fs::read_small_file(std::path::Path::new("/proc/self/status")).unwrap_or_default();
+    let text = String::from_utf8_lossy(&raw);
+    let field = |name: &str| -> u64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            .unwrap_or(0)
+            * 1024
+    };
+    (field("VmSize:"), field("VmData:"))
+}
+
+/// Sets an environment variable of this process.
+///
+/// # Safety
+/// No other thread may read or write the environment meanwhile (`getenv` is not synchronised
+/// with `setenv` in C): call it only while the process is single-threaded.
+pub(crate) unsafe fn set_env(key: &str, value: &str) {
+    // SAFETY: forwarded from the caller.
+    unsafe { std::env::set_var(key, value) };
+}
+
+/// Removes an environment variable of this process.
+///
+/// # Safety
+/// As for [`set_env`].
+pub(crate) unsafe fn remove_env(key: &str) {
+    // SAFETY: forwarded from the caller.
+    unsafe { std::env::remove_var(key) };
 }
 
 /// Registers fork handlers (`pthread_atfork`).

@@ -47,6 +47,31 @@ pub(crate) fn block() -> *mut u8 {
     p as *mut u8
 }
 
+/// Offset in the block of the count of runtime locks ([`crate::sync::RawLock`]) the thread
+/// holds; the allocator's thread state lies below it.
+pub(crate) const HELD_OFF: usize = 28;
+
+/// Adds `d` to the calling thread's count of runtime locks held.
+#[inline(always)]
+pub(crate) fn held_add(d: i32) {
+    // SAFETY: the block is this thread's and BLOCK bytes long; the u32 at HELD_OFF is reserved
+    // for this counter and only this thread touches it.
+    unsafe {
+        let p = block().add(HELD_OFF) as *mut u32;
+        p.write(p.read().wrapping_add_signed(d));
+    }
+}
+
+/// How many runtime locks the calling thread holds: more than zero means it is inside the
+/// allocator or a checkpoint (or a signal handler interrupted it there).
+#[inline]
+pub(crate) fn held() -> u32 {
+    // SAFETY: as in `held_add`.
+    unsafe { (block().add(HELD_OFF) as *const u32).read() }
+}
+
+const _: () = assert!(HELD_OFF + 4 <= BLOCK && HELD_OFF % 4 == 0);
+
 #[cfg(test)]
 mod tests {
     #[test]
