@@ -7,9 +7,16 @@
 //!
 //! The thread-local pointer is null whenever the fast path must not be used: before the heap
 //! is live, while the thread runs runtime code that must allocate volatile memory
-//! ([`internal`]), while the cache is being claimed (claiming may itself allocate: glibc's
-//! `pthread_setspecific` can call `calloc`), and after the thread's cache was given back at
-//! thread exit (a pthread key destructor; later frees in that thread go to the central lists).
+//! ([`internal`]), while the cache is being claimed (claiming registers the thread-exit hook,
+//! which allocates), and after the thread's cache was given back at thread exit (later frees in
+//! that thread go to the central lists). The thread-exit hook is a C++-style thread-local
+//! destructor (`__cxa_thread_atexit_impl`), so the program keeps all `PTHREAD_KEYS_MAX` pthread
+//! keys for itself.
+//!
+//! The fast paths hold no lock and may be interrupted by a signal at any instruction; a
+//! checkpoint taken from that signal handler sees a bin whose head and count disagree by one.
+//! Nothing relies on the count beyond its being a bound: [`Ctx::flush_bin`] stops at the end of
+//! the list, so such a bin costs at most one leaked object.
 //!
 //! A cache given back at thread exit keeps its objects; the next thread to claim it adopts
 //! them. Caches live in the region, so their contents survive a restore too; restore marks
@@ -36,7 +43,7 @@ pub(crate) struct ThreadState {
     pub state: Cell<u8>,
 }
 
-const _: () = assert!(core::mem::size_of::<ThreadState>() <= crate::sys::tls::BLOCK);
+const _: () = assert!(core::mem::size_of::<ThreadState>() <= crate::sys::tls::HELD_OFF);
 const _: () = assert!(core::mem::align_of::<ThreadState>() <= 16);
 
 /// No cache yet.
@@ -62,19 +69,6 @@ impl Tls {
         // all-zero ThreadState is valid (null pointers, zero counters). The reference does not
         // escape `f`, so it never reaches another thread.
         f(unsafe { &*(crate::sys::tls::block() as *const ThreadState) })
-    }
-}
-
-/// The pthread key whose destructor gives a thread's cache back. Created at heap start-up.
-static KEY: core::sync::atomic::AtomicU32 = core::sync::atomic::AtomicU32::new(u32::MAX);
-
-/// Creates the thread-exit hook. Called once, before the heap goes live.
-pub(crate) fn create_exit_key() {
-    if KEY.load(Ordering::Relaxed) != u32::MAX {
-        return;
-    }
-    if let Some(key) = crate::sys::proc::key_create(release_on_exit) {
-        KEY.store(key, Ordering::Relaxed);
     }
 }
 
@@ -135,11 +129,15 @@ impl Ctx {
                 break;
             }
         }
-        let key = KEY.load(Ordering::Relaxed);
-        if !found.is_null() && key != u32::MAX {
-            // This may allocate (re-entering the allocator, which sees ST_CLAIMING and uses the
-            // central lists).
-            crate::sys::proc::key_set(key, found.cast());
+        if !found.is_null() {
+            // The hook's list node comes from volatile memory: it is libc's, not the program's.
+            if internal(|| crate::sys::proc::on_thread_exit(release_on_exit, found.cast())).is_err() {
+                // Without the hook the cache would stay owned after the thread exits: give it
+                // back now and use the central lists.
+                // SAFETY: this thread claimed `found` above and has not used it.
+                unsafe { Ctx::release_cache(found) };
+                found = core::ptr::null_mut();
+            }
         }
         TLS.with(|t| {
             if found.is_null() {
@@ -195,14 +193,32 @@ impl Ctx {
         // being handed to the central list.
         unsafe {
             let b = &mut (*c).bins[cls];
-            let n = batch(cls).min(b.count);
             let head = b.head;
+            if head.is_null() {
+                b.count = 0;
+                return;
+            }
+            // Walk at most a batch, and never past the end: the count may be one more than the
+            // list holds after an interrupted push or pop (see the module docs).
+            let want = batch(cls).min(b.count).max(1);
             let mut last = head;
-            for _ in 1..n {
+            let mut n = 1;
+            while n < want && !(*last).next.is_null() {
                 last = (*last).next;
+                n += 1;
             }
             b.head = (*last).next;
-            b.count -= n;
+            b.count = b.count.saturating_sub(n);
+            if b.count > cache_max(cls) {
+                // The count wrapped below zero (an interrupted push, then pops): recount.
+                let mut k = 0;
+                let mut p = b.head;
+                while !p.is_null() {
+                    k += 1;
+                    p = (*p).next;
+                }
+                b.count = k;
+            }
             (*last).next = core::ptr::null_mut();
             self.central_release(cls, head, n);
         }
@@ -227,7 +243,7 @@ pub(crate) unsafe fn push(c: *mut Cache, cls: usize, obj: *mut FreeObj) -> bool 
     }
 }
 
-/// pthread key destructor: the thread is exiting; give its cache back (objects included).
+/// Thread-exit hook: the thread is exiting; give its cache back (objects included).
 unsafe extern "C" fn release_on_exit(p: *mut libc::c_void) {
     if super::ctx().is_none() {
         return;

@@ -225,7 +225,6 @@ pub fn install_fork_handlers() {
 
 /// Publishes the heap: from now on allocations go to the region.
 pub(crate) fn go_live(l: &RegionLayout) {
-    cache::create_exit_key();
     install_fork_handlers();
     let ctx = Ctx::from_layout(l);
     G.base.store(ctx.base, Ordering::Relaxed);
@@ -303,7 +302,7 @@ pub fn malloc(size: usize) -> *mut u8 {
                 let h = b.head;
                 if !h.is_null() {
                     b.head = (*h).next;
-                    b.count -= 1;
+                    b.count = b.count.wrapping_sub(1);
                     touch(h, cls);
                 }
                 h.cast::<u8>()
@@ -389,7 +388,7 @@ unsafe fn small_alloc(ctx: &Ctx, cls: usize) -> *mut u8 {
             if !b.head.is_null() {
                 let h = b.head;
                 b.head = (*h).next;
-                b.count -= 1;
+                b.count = b.count.wrapping_sub(1);
                 h
             } else {
                 ctx.refill(c, cls).cast()

@@ -11,6 +11,15 @@
 
 use crate::loom::{AtomicU32, Ordering, futex, spin_hint};
 
+/// Counts the runtime locks the calling thread holds (see [`crate::sys::tls::held`]), so that a
+/// call made from a signal handler that interrupted the thread inside the runtime is refused
+/// instead of deadlocking.
+#[inline(always)]
+fn held(_d: i32) {
+    #[cfg(not(loom))]
+    crate::sys::tls::held_add(_d);
+}
+
 const UNLOCKED: u32 = 0;
 const LOCKED: u32 = 1;
 const CONTENDED: u32 = 2;
@@ -45,13 +54,18 @@ impl RawLock {
         if self.state.compare_exchange(UNLOCKED, LOCKED, Ordering::Acquire, Ordering::Relaxed).is_err() {
             self.lock_contended();
         }
+        held(1);
     }
 
     /// Acquires the lock if it is free.
     #[inline]
     pub fn try_lock(&self) -> bool {
         // Acquire: as in `lock`.
-        self.state.compare_exchange(UNLOCKED, LOCKED, Ordering::Acquire, Ordering::Relaxed).is_ok()
+        let ok = self.state.compare_exchange(UNLOCKED, LOCKED, Ordering::Acquire, Ordering::Relaxed).is_ok();
+        if ok {
+            held(1);
+        }
+        ok
     }
 
     #[cold]
@@ -95,6 +109,7 @@ impl RawLock {
     /// The calling thread must hold the lock.
     #[inline]
     pub unsafe fn unlock(&self) {
+        held(-1);
         // Release: publishes the critical section's writes to the next `lock` (its Acquire).
         if self.state.swap(UNLOCKED, Ordering::Release) == CONTENDED {
             futex::wake(&self.state, 1);
