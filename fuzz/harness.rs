@@ -131,16 +131,18 @@ fn reseal(data: &[u8], slot: u32) -> Option<Vec<u8>> {
     let geo = Geometry::new(h.capacity);
     let len = img.len() as u64;
     let fits = |off: u64, n: u64| off.checked_add(n).is_some_and(|end| end <= len);
-    // Page crcs into the table chunks, keeping each entry's epoch.
+    // Page crcs into the table chunks, keeping each entry's epoch and leaving holes alone.
     for e in &h.extents {
         let mut p = e.first;
         while p < e.end() && fits(geo.page_off(p), PAGE as u64) {
             let chunk = geo.chunk_off(p / GROUP_PAGES as u64) as usize;
             let at = chunk + (p % GROUP_PAGES as u64) as usize * ENTRY_LEN;
             let page = geo.page_off(p) as usize;
-            let crc = crc32c::crc32c(&img[page..page + PAGE]);
             let old = Entry::unpack(u64::from_le_bytes(img[at..at + 8].try_into().expect("8 bytes")));
-            img[at..at + 8].copy_from_slice(&Entry { crc, epoch: old.epoch }.pack().to_le_bytes());
+            if !old.hole {
+                let crc = crc32c::crc32c(&img[page..page + PAGE]);
+                img[at..at + 8].copy_from_slice(&Entry { crc, ..old }.pack().to_le_bytes());
+            }
             p += 1;
         }
     }
@@ -180,9 +182,22 @@ fn check_resealed(img: &[u8], slot: u32) {
     let len = img.len() as u64;
     let fits = |off: u64, n: u64| off.checked_add(n).is_some_and(|end| end <= len);
     let mut complete = fits(META_OFF, u64::from(h.meta_len)) && fits(SUMMARY_OFF, u64::from(h.ngroups) * 4);
-    for e in h.extents.iter().filter(|e| e.npages > 0) {
-        // Pages lie in file order; the last page of an extent is the farthest byte it needs.
-        complete &= fits(geo.page_off(e.end() - 1), PAGE as u64);
+    // Every page needs its table chunk, and its bytes unless its entry is a hole. The walk stops
+    // at the first missing byte, so it is bounded by the image's size.
+    'pages: for e in &h.extents {
+        for p in e.first..e.end() {
+            let chunk = geo.chunk_off(p / GROUP_PAGES as u64);
+            if !fits(chunk, PAGE as u64) {
+                complete = false;
+                break 'pages;
+            }
+            let at = chunk as usize + (p % GROUP_PAGES as u64) as usize * ENTRY_LEN;
+            let entry = Entry::unpack(u64::from_le_bytes(img[at..at + 8].try_into().expect("8 bytes")));
+            if !entry.hole && !fits(geo.page_off(p), PAGE as u64) {
+                complete = false;
+                break 'pages;
+            }
+        }
     }
     match format::verify_image(img, slot) {
         Ok(_) => assert!(complete, "verify_image accepted an image that lacks some of its bytes"),

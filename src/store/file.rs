@@ -19,7 +19,57 @@ pub fn slot_name(s: usize) -> &'static str {
 }
 
 fn c_name(s: usize) -> CString {
-    CString::new(slot_name(s)).expect("static name has no NUL")
+    c_str(slot_name(s))
+}
+
+fn c_str(name: &str) -> CString {
+    CString::new(name).expect("static name has no NUL")
+}
+
+/// Opens the directory at `path` and checks that it is private; `Ok(None)` if nothing exists
+/// there (or a parent is not a directory, so nothing can).
+fn open_verified(path: &Path) -> Result<Option<OwnedFd>> {
+    let fd = match fs::open_dir(path) {
+        Ok(fd) => fd,
+        Err(Errno::NOENT) => return Ok(None),
+        Err(Errno(libc::ELOOP)) => {
+            return Err(Error::Insecure { path: path.into(), reason: "it is a symlink".into() });
+        }
+        Err(Errno(libc::ENOTDIR)) => {
+            return match fs::lstat(path) {
+                Ok(st) if st.is_symlink() => {
+                    Err(Error::Insecure { path: path.into(), reason: "it is a symlink".into() })
+                }
+                Ok(_) => Err(Error::os_at("open", path, Errno(libc::ENOTDIR))),
+                Err(_) => Ok(None),
+            };
+        }
+        Err(e) => return Err(Error::os_at("open", path, e)),
+    };
+    let st = fs::fstat(fd.as_fd()).map_err(|e| Error::os_at("stat", path, e))?;
+    check_private(path, &st, true)?;
+    Ok(Some(fd))
+}
+
+/// Creates `path` and any missing parents, mode 0700.
+fn create_dirs(path: &Path) -> Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    let mut made = fs::mkdir(path, 0o700);
+    if made == Err(Errno::NOENT) {
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            let r = std::fs::DirBuilder::new().recursive(true).mode(0o700).create(parent);
+            // EEXIST here means an ancestor exists but is not a directory.
+            made = match r.map_err(|e| e.raw_os_error().unwrap_or(libc::EIO)) {
+                Err(libc::EEXIST) => Err(Errno(libc::ENOTDIR)),
+                Err(e) => Err(Errno(e)),
+                Ok(()) => fs::mkdir(path, 0o700),
+            };
+        }
+    }
+    match made {
+        Ok(()) | Err(Errno::EXIST) => Ok(()),
+        Err(e) => Err(Error::os_at("mkdir", path, e)),
+    }
 }
 
 /// Checks that `st` (of `path`) is owned by the effective user and not group/other writable.
@@ -41,86 +91,169 @@ pub fn check_private(path: &Path, st: &fs::Stat, want_dir: bool) -> Result<()> {
     Ok(())
 }
 
-/// An open, locked, verified checkpoint directory.
+/// Name of the lock file inside a checkpoint directory.
+pub const LOCK_NAME: &str = "crthreads.lock";
+
+/// How long a claim waits for a process that holds the directory but is exiting (a killed
+/// process with a large address space takes a while to tear it down before its locks go).
+const DYING_HOLDER_WAIT_MS: u64 = 10_000;
+
+/// An open, verified checkpoint directory, claimed by this process.
+///
+/// The claim is a POSIX write lock on `crthreads.lock` in the directory, taken when the
+/// program starts. POSIX record locks belong to the process: a forked child does not inherit
+/// the claim, an `exec` drops it (the descriptor is close-on-exec), and a process that is
+/// killed loses it. A second process is told at once which process holds the claim. On a
+/// read-only file system the lock file cannot be opened for writing; a read lock then still
+/// refuses a writer, and nothing can be written there anyway.
+///
+/// The lock file also records whether crthreads created the directory: only such a directory
+/// is removed when its checkpoint is retired.
 #[derive(Debug)]
 pub struct Dir {
     path: PathBuf,
     fd: OwnedFd,
+    /// The lock file, holding this process's claim (None: not claimed, inspection only).
+    lock: Option<OwnedFd>,
+    /// crthreads created the directory (in this run or an earlier one).
+    created: bool,
+    /// This run created the directory.
+    created_now: bool,
+    /// Device and inode, to notice the directory being removed or replaced.
+    id: (u64, u64),
 }
 
 impl Dir {
-    /// Opens an existing directory, verifies it and takes its lock. `Ok(None)` if it does not
-    /// exist.
+    /// Opens an existing directory and verifies it, without claiming it (for inspection).
+    /// `Ok(None)` if it does not exist.
     pub fn open_existing(path: &Path) -> Result<Option<Dir>> {
-        let fd = match fs::open_dir(path) {
-            Ok(fd) => fd,
-            Err(Errno::NOENT) => return Ok(None),
-            Err(Errno(libc::ELOOP)) => {
-                return Err(Error::Insecure { path: path.into(), reason: "it is a symlink".into() });
-            }
-            // Either the path names something that is not a directory, or one of its parents
-            // is not a directory (then nothing can exist there: no checkpoint to restore, and
-            // creating the directory fails when a checkpoint is taken).
-            Err(Errno(libc::ENOTDIR)) => {
-                return match fs::lstat(path) {
-                    Ok(st) if st.is_symlink() => {
-                        Err(Error::Insecure { path: path.into(), reason: "it is a symlink".into() })
-                    }
-                    Ok(_) => Err(Error::os_at("open", path, Errno(libc::ENOTDIR))),
-                    Err(_) => Ok(None),
-                };
-            }
-            Err(e) => return Err(Error::os_at("open", path, e)),
-        };
-        Dir::verify_and_lock(path, fd).map(Some)
-    }
-
-    /// Opens the directory, creating it (and missing parents) with mode 0700 if needed. With
-    /// `durable`, a directory created here is made to survive power loss (its parent is
-    /// synced).
-    pub fn open_or_create(path: &Path, durable: bool) -> Result<Dir> {
-        if let Some(d) = Dir::open_existing(path)? {
-            return Ok(d);
-        }
-        use std::os::unix::fs::DirBuilderExt;
-        let mut made = fs::mkdir(path, 0o700);
-        if made == Err(Errno::NOENT) {
-            // Missing parents are created too (0700).
-            if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-                let r = std::fs::DirBuilder::new().recursive(true).mode(0o700).create(parent);
-                // EEXIST here means an ancestor exists but is not a directory.
-                made = match r.map_err(|e| e.raw_os_error().unwrap_or(libc::EIO)) {
-                    Err(libc::EEXIST) => Err(Errno(libc::ENOTDIR)),
-                    Err(e) => Err(Errno(e)),
-                    Ok(()) => fs::mkdir(path, 0o700),
-                };
-            }
-        }
-        match made {
-            Ok(()) | Err(Errno::EXIST) => {}
-            Err(e) => return Err(Error::os_at("mkdir", path, e)),
-        }
-        if durable && made.is_ok() {
-            let parent = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-            let pfd = fs::open_dir(parent).map_err(|e| Error::os_at("open", parent, e))?;
-            fs::fsync(pfd.as_fd()).map_err(|e| Error::os_at("fsync", parent, e))?;
-        }
-        Dir::open_existing(path)?.ok_or_else(|| Error::os_at("open", path, Errno::NOENT))
-    }
-
-    fn verify_and_lock(path: &Path, fd: OwnedFd) -> Result<Dir> {
+        let Some(fd) = open_verified(path)? else { return Ok(None) };
         let st = fs::fstat(fd.as_fd()).map_err(|e| Error::os_at("stat", path, e))?;
-        check_private(path, &st, true)?;
-        // A process killed a moment ago may still be exiting (tearing down a large address
-        // space takes a while): give it a few seconds to let go of the lock.
-        for _ in 0..500 {
-            match fs::try_lock_exclusive(fd.as_fd()) {
-                Ok(true) => return Ok(Dir { path: path.to_path_buf(), fd }),
-                Ok(false) => std::thread::sleep(std::time::Duration::from_millis(10)),
-                Err(e) => return Err(Error::os_at("flock", path, e)),
+        Ok(Some(Dir {
+            path: path.to_path_buf(),
+            fd,
+            lock: None,
+            created: false,
+            created_now: false,
+            id: (st.dev, st.ino),
+        }))
+    }
+
+    /// Claims the directory for this process: creates it (mode 0700, with missing parents) if
+    /// needed, verifies it and takes its lock. Fails at once with the holder's pid if another
+    /// live process has it; waits a few seconds for a holder that is exiting. With `durable`, a
+    /// directory created here is made to survive power loss (its parent is synced).
+    pub fn claim(path: &Path, durable: bool) -> Result<Dir> {
+        let (fd, created_now) = match open_verified(path)? {
+            Some(fd) => (fd, false),
+            None => {
+                create_dirs(path)?;
+                if durable {
+                    let parent = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+                    let pfd = fs::open_dir(parent).map_err(|e| Error::os_at("open", parent, e))?;
+                    fs::fsync(pfd.as_fd()).map_err(|e| Error::os_at("fsync", parent, e))?;
+                }
+                (open_verified(path)?.ok_or_else(|| Error::os_at("open", path, Errno::NOENT))?, true)
+            }
+        };
+        let st = fs::fstat(fd.as_fd()).map_err(|e| Error::os_at("stat", path, e))?;
+        let mut dir =
+            Dir { path: path.to_path_buf(), fd, lock: None, created: created_now, created_now, id: (st.dev, st.ino) };
+        let (lock, created, writable) = dir.open_lock_file(created_now)?;
+        dir.created = created;
+        let deadline = crate::sys::now_ns() + DYING_HOLDER_WAIT_MS * 1_000_000;
+        loop {
+            match fs::try_lock_file(lock.as_fd(), writable) {
+                Ok(None) => break,
+                Ok(Some(pid)) => {
+                    let dying = pid != 0 && crate::sys::proc::is_exiting(pid);
+                    if !dying || crate::sys::now_ns() > deadline {
+                        return Err(Error::DirectoryBusy { dir: path.to_path_buf(), pid: (pid != 0).then_some(pid) });
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                }
+                Err(e) => return Err(Error::os_at("lock", dir.lock_path(), e)),
             }
         }
-        Err(Error::DirectoryBusy { dir: path.to_path_buf() })
+        dir.lock = Some(lock);
+        Ok(dir)
+    }
+
+    /// Opens (or creates) the lock file; returns it, whether crthreads created the directory (as
+    /// the file records) and whether it is open for writing.
+    fn open_lock_file(&self, created_now: bool) -> Result<(OwnedFd, bool, bool)> {
+        let name = c_str(LOCK_NAME);
+        let path = self.lock_path();
+        let mut writable = true;
+        let fd = match fs::openat(self.fd.as_fd(), &name, libc::O_RDWR, 0) {
+            Ok(fd) => fd,
+            Err(Errno::NOENT) => {
+                match fs::openat(self.fd.as_fd(), &name, libc::O_RDWR | libc::O_CREAT | libc::O_EXCL, 0o600) {
+                    Ok(fd) => {
+                        let note = if created_now { "created=1\n" } else { "created=0\n" };
+                        fs::write_all(fd.as_fd(), format!("crthreads checkpoint directory lock\n{note}").as_bytes())
+                            .map_err(|e| Error::os_at("write", &path, e))?;
+                        fd
+                    }
+                    // Another process created it a moment ago.
+                    Err(Errno::EXIST) => fs::openat(self.fd.as_fd(), &name, libc::O_RDWR, 0)
+                        .map_err(|e| Error::os_at("open", &path, e))?,
+                    Err(e) => return Err(Error::os_at("create", &path, e)),
+                }
+            }
+            // A read-only file system: a read lock still keeps writers out.
+            Err(Errno(libc::EROFS)) => {
+                writable = false;
+                fs::openat(self.fd.as_fd(), &name, libc::O_RDONLY, 0).map_err(|e| Error::os_at("open", &path, e))?
+            }
+            Err(Errno(libc::ELOOP)) => {
+                return Err(Error::Insecure { path, reason: "it is a symlink".into() });
+            }
+            Err(e) => return Err(Error::os_at("open", &path, e)),
+        };
+        let st = fs::fstat(fd.as_fd()).map_err(|e| Error::os_at("stat", &path, e))?;
+        check_private(&path, &st, false)?;
+        let mut buf = [0u8; 128];
+        let n = fs::pread_into(fd.as_fd(), &mut buf, 0).unwrap_or(0);
+        let created = created_now || buf[..n].windows(9).any(|w| w == b"created=1");
+        Ok((fd, created, writable))
+    }
+
+    fn lock_path(&self) -> PathBuf {
+        self.path.join(LOCK_NAME)
+    }
+
+    /// Whether the directory is still where it was claimed: not removed, renamed or replaced
+    /// while the program ran.
+    pub fn is_intact(&self) -> bool {
+        let Ok(st) = fs::fstat(self.fd.as_fd()) else { return false };
+        if st.nlink == 0 {
+            return false;
+        }
+        matches!(fs::lstat(&self.path), Ok(now) if (now.dev, now.ino) == self.id)
+    }
+
+    /// Whether this run created the directory.
+    pub fn created_now(&self) -> bool {
+        self.created_now
+    }
+
+    /// Whether either slot file exists.
+    pub fn has_slots(&self) -> bool {
+        (0..2).any(|s| fs::openat(self.fd.as_fd(), &c_name(s), libc::O_RDONLY, 0).is_ok())
+    }
+
+    /// Gives the claim up and leaves the directory as it was found: removes the lock file, and
+    /// the directory if crthreads created it and it is now empty. For a run that wrote no
+    /// checkpoint.
+    pub fn release_unused(self) {
+        if self.lock.is_none() {
+            return;
+        }
+        let _ = fs::unlinkat(self.fd.as_fd(), &c_str(LOCK_NAME));
+        if self.created {
+            let _ = fs::rmdir(&self.path);
+        }
     }
 
     /// The directory's path.
@@ -173,13 +306,23 @@ impl Dir {
         fs::fsync(self.fd.as_fd()).map_err(|e| Error::os_at("fsync", &self.path, e))
     }
 
-    /// Removes both slot files and then the directory, if it is empty.
+    /// Removes both slot files and the lock file, then the directory if crthreads created it
+    /// (a directory the user made, or `/` or `.`, is left in place).
     pub fn remove(self) -> Result<()> {
         for s in 0..2 {
             match fs::unlinkat(self.fd.as_fd(), &c_name(s)) {
                 Ok(()) | Err(Errno::NOENT) => {}
                 Err(e) => return Err(Error::os_at("unlink", self.slot_path(s), e)),
             }
+        }
+        if self.lock.is_some() {
+            match fs::unlinkat(self.fd.as_fd(), &c_str(LOCK_NAME)) {
+                Ok(()) | Err(Errno::NOENT) => {}
+                Err(e) => return Err(Error::os_at("unlink", self.lock_path(), e)),
+            }
+        }
+        if !self.created {
+            return Ok(());
         }
         match fs::rmdir(&self.path) {
             Ok(()) | Err(Errno(libc::ENOTEMPTY)) | Err(Errno::NOENT) => Ok(()),

@@ -30,8 +30,18 @@
 //! 48   capacity u64          8
 //! 56   ngroups u32           4
 //! 60   nextents u32          4
-//! 64   reserved (32 bytes)
+//! 64   series u128      16
+//! 80   reserved (16 bytes)
 //! ```
+//!
+//! The series is a random number drawn when a run starts a new chain of checkpoints (a fresh
+//! start, or after the old chain was retired or its directory removed). Both slots of one
+//! chain carry it; a slot of another series (another run's file copied in) is never merged
+//! with this chain's.
+//!
+//! A table entry is `crc32c: u32` then `epoch: u31` and a `hole` bit: a hole is a page that
+//! reads as zero (never touched, given back to the OS, or free memory whose contents nobody
+//! may read); it is not stored in the file and restore leaves it as a zero page.
 //!
 //! Trust chain: the header crc covers the header; the header holds the summary's crc; the
 //! summary holds each table chunk's crc; each table entry holds its page's crc. Restore checks
@@ -45,7 +55,7 @@ pub const PAGE: usize = 4096;
 /// Slot file magic.
 pub const MAGIC: [u8; 8] = *b"CRTHRDS\0";
 /// Format version.
-pub const VERSION: u32 = 1;
+pub const VERSION: u32 = 2;
 /// Header size.
 pub const HEADER_LEN: usize = 4096;
 /// Offset of the meta block.
@@ -82,6 +92,7 @@ mod off {
     pub const CAPACITY: usize = BASE + 8;
     pub const NGROUPS: usize = CAPACITY + 8;
     pub const NEXTENTS: usize = NGROUPS + 4;
+    pub const SERIES: usize = 64;
     pub const SUMMARY_CRC: usize = 96;
     pub const META_LEN: usize = SUMMARY_CRC + 4;
     pub const META_CRC: usize = META_LEN + 4;
@@ -90,7 +101,7 @@ mod off {
     pub const PAGES_WRITTEN: usize = TIME_NS + 8;
     pub const EXTENTS: usize = PAGES_WRITTEN + 8;
     pub const CRC: usize = 4092;
-    const _: () = assert!(NEXTENTS + 4 <= SUMMARY_CRC && EXTENTS == 128);
+    const _: () = assert!(NEXTENTS + 4 <= SERIES && SERIES + 16 <= SUMMARY_CRC && EXTENTS == 128);
 }
 
 /// A run of region pages.
@@ -118,6 +129,8 @@ pub struct Header {
     pub state: u32,
     /// Checkpoint sequence number.
     pub seq: u64,
+    /// The checkpoint series both slots of one chain share.
+    pub series: u128,
     /// Region base address.
     pub base: u64,
     /// Region length in bytes.
@@ -143,11 +156,12 @@ pub struct Header {
 impl Header {
     /// The header that marks slot `slot` as being written by checkpoint `seq`: it vouches for
     /// nothing, so a crash before the commit leaves the slot plainly invalid.
-    pub fn writing(slot: u32, seq: u64, base: u64, capacity: u64) -> Header {
+    pub fn writing(slot: u32, seq: u64, series: u128, base: u64, capacity: u64) -> Header {
         Header {
             slot,
             state: STATE_WRITING,
             seq,
+            series,
             base,
             capacity,
             ngroups: 0,
@@ -226,6 +240,7 @@ pub fn encode_header(h: &Header) -> Box<[u8; HEADER_LEN]> {
     put32(&mut b[..], off::SLOT, h.slot);
     put32(&mut b[..], off::STATE, h.state);
     put64(&mut b[..], off::SEQ, h.seq);
+    b[off::SERIES..off::SERIES + 16].copy_from_slice(&h.series.to_le_bytes());
     put32(&mut b[..], off::PAGE_SIZE, PAGE as u32);
     put32(&mut b[..], off::GROUP_PAGES, GROUP_PAGES as u32);
     put64(&mut b[..], off::BASE, h.base);
@@ -274,6 +289,7 @@ pub fn decode_header(b: &[u8], slot: u32) -> Result<Header, String> {
         slot: get32(b, off::SLOT),
         state: get32(b, off::STATE),
         seq: get64(b, off::SEQ),
+        series: u128::from_le_bytes(b[off::SERIES..off::SERIES + 16].try_into().expect("16 bytes")),
         base: get64(b, off::BASE),
         capacity: get64(b, off::CAPACITY),
         ngroups: get32(b, off::NGROUPS),
@@ -286,7 +302,11 @@ pub fn decode_header(b: &[u8], slot: u32) -> Result<Header, String> {
         pages_written: get64(b, off::PAGES_WRITTEN),
     };
     if h.slot != slot {
-        return Err(format!("holds the header of slot {} (slot files swapped or copied)", h.slot));
+        return Err(format!(
+            "holds the header of slot {} (slot files swapped or copied: if they were swapped, renaming \
+             them back recovers the checkpoint)",
+            h.slot
+        ));
     }
     match h.state {
         STATE_COMMITTED => {}
@@ -361,29 +381,48 @@ pub fn decode_summary(b: &[u8], ngroups: u32, crc: u32) -> Result<Vec<u32>, Stri
     Ok(s)
 }
 
-/// A table entry: the crc32c of a page and the sequence number (low 32 bits) of the
-/// checkpoint that wrote it into this slot. The all-zero entry means "never written".
+/// A table entry: the crc32c of a page and the sequence number (low 31 bits) of the
+/// checkpoint that wrote it into this slot, or a hole (a page that reads as zero and is not
+/// stored). The all-zero entry means "never written".
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Entry {
-    /// crc32c of the page.
+    /// crc32c of the page (0 for a hole).
     pub crc: u32,
-    /// Low 32 bits of the writing checkpoint's sequence number.
+    /// Low 31 bits of the writing checkpoint's sequence number.
     pub epoch: u32,
+    /// The page reads as zero and is not stored.
+    pub hole: bool,
 }
 
+/// The bits of a sequence number an entry keeps.
+pub const EPOCH_MASK: u32 = 0x7fff_ffff;
+
 impl Entry {
+    /// A stored page with checksum `crc`, written by checkpoint `seq`.
+    pub fn page(crc: u32, seq: u64) -> Entry {
+        Entry { crc, epoch: seq as u32 & EPOCH_MASK, hole: false }
+    }
+    /// A hole recorded by checkpoint `seq`.
+    pub fn hole(seq: u64) -> Entry {
+        Entry { crc: 0, epoch: seq as u32 & EPOCH_MASK, hole: true }
+    }
     /// Packs into the 8-byte on-disk form (which is also the in-memory form).
     pub fn pack(self) -> u64 {
-        u64::from(self.crc) | (u64::from(self.epoch) << 32)
+        u64::from(self.crc) | (u64::from(self.epoch & EPOCH_MASK) << 32) | (u64::from(self.hole) << 63)
     }
     /// Unpacks.
     pub fn unpack(v: u64) -> Entry {
-        Entry { crc: v as u32, epoch: (v >> 32) as u32 }
+        Entry { crc: v as u32, epoch: (v >> 32) as u32 & EPOCH_MASK, hole: v >> 63 != 0 }
     }
-    /// Whether a page with this entry was written after checkpoint `seq` (wrapping compare;
-    /// an entry too old to compare counts as newer, which only costs a spare write).
+    /// Whether the entry was written by checkpoint `seq` (compared on the kept bits).
+    pub fn written_by(self, seq: u64) -> bool {
+        self.epoch == seq as u32 & EPOCH_MASK && self != Entry::default()
+    }
+    /// Whether a page with this entry was written after checkpoint `seq` (wrapping compare on
+    /// 31 bits; an entry too old to compare counts as newer, which only costs a spare write).
     pub fn newer_than(self, seq: u64) -> bool {
-        (self.epoch.wrapping_sub(seq as u32) as i32) > 0 || self.epoch.wrapping_sub(seq as u32) == 0x8000_0000
+        let d = self.epoch.wrapping_sub(seq as u32) & EPOCH_MASK;
+        d != 0 && d <= 0x4000_0000
     }
 }
 
@@ -429,9 +468,11 @@ pub fn verify_image(img: &[u8], slot: u32) -> Result<ImageReport, String> {
             while p < group_end {
                 let i = (p % GROUP_PAGES as u64) as usize;
                 let entry = Entry::unpack(get64(chunk, i * ENTRY_LEN));
-                let page = slice(img, geo.page_off(p), PAGE as u64).ok_or_else(|| format!("page {p} truncated"))?;
-                if page_crc(page) != entry.crc {
-                    return Err(format!("page {p} checksum mismatch"));
+                if !entry.hole {
+                    let page = slice(img, geo.page_off(p), PAGE as u64).ok_or_else(|| format!("page {p} truncated"))?;
+                    if page_crc(page) != entry.crc {
+                        return Err(format!("page {p} checksum mismatch"));
+                    }
                 }
                 pages += 1;
                 p += 1;
@@ -456,6 +497,7 @@ mod tests {
             slot: 1,
             state: STATE_COMMITTED,
             seq: 42,
+            series: 0x1234_5678_9abc_def0_0fed_cba9_8765_4321,
             base: 0x2000_0000_0000,
             capacity: 1 << 30,
             ngroups: 3,
@@ -502,12 +544,22 @@ mod tests {
 
     #[test]
     fn epochs_compare_with_wrapping() {
-        let e = |epoch| Entry { crc: 0, epoch };
+        let e = |seq: u64| Entry::page(0, seq);
         assert!(e(5).newer_than(4));
         assert!(!e(4).newer_than(4));
         assert!(!e(3).newer_than(4));
-        assert!(e(2).newer_than(u32::MAX as u64));
-        assert!(!e(u32::MAX).newer_than(1u64 << 32));
+        assert!(e(2).newer_than(EPOCH_MASK as u64));
+        assert!(!e(EPOCH_MASK as u64).newer_than(1u64 << 31));
+        assert!(Entry::hole(9).newer_than(8) && !Entry::hole(8).newer_than(9));
+    }
+
+    #[test]
+    fn entries_pack_holes_apart_from_pages() {
+        for e in [Entry::page(0xdead_beef, 7), Entry::hole(7), Entry::page(1, (1 << 31) + 3), Entry::default()] {
+            assert_eq!(Entry::unpack(e.pack()), e);
+        }
+        assert_ne!(Entry::hole(7).pack(), Entry::page(0, 7).pack());
+        assert!(Entry::hole(7).written_by(7) && !Entry::default().written_by(0));
     }
 
     #[test]

@@ -8,6 +8,8 @@
 //! 2. write every page changed since *this slot* was last committed (its `pending` set: the
 //!    pages dirtied in the previous epoch and in this one, plus pages that became live), each
 //!    page's crc and epoch in the table, the changed table chunks, the summary and the meta;
+//!    pages that read as zero, or that the [`PageSource`] says hold no data, are recorded as
+//!    holes and not written;
 //! 3. `sync` mode: `fdatasync`;
 //! 4. write the header `COMMITTED` with the new sequence number and the summary's crc;
 //! 5. `sync` mode: `fdatasync`.
@@ -16,28 +18,38 @@
 //! committed checkpoint, intact. The commit record is a single 4 KiB write guarded by its own
 //! crc, so a torn commit is detected, and restore then falls back to the other slot.
 //!
-//! The first checkpoint (and the first after a restore that found the other slot unusable) is
-//! followed by a *mirror*: the same image written into the other slot under the same sequence
-//! number, so that from then on both slots are complete and every checkpoint is incremental.
+//! The first checkpoint of a series (a fresh start, a restore that found the other slot
+//! unusable, a retired checkpoint taken up again, a removed directory recreated) is followed by
+//! a *mirror*: the same image written into the other slot under the same sequence number, so
+//! that from then on both slots are complete and every checkpoint is incremental. Both slots
+//! carry the series' random identity, and restore never combines slots of different series.
 //!
 //! After a restore from slot A, slot B lacks exactly the pages written into A after B's
 //! checkpoint: the pages whose A-table epoch is newer than B's sequence number. That becomes
 //! B's pending set, so the first checkpoint after a restore is incremental too.
-#![allow(unsafe_code)] // Reads pages into, and writes them from, raw region memory.
+//!
+//! The directory is claimed (locked) for the whole run ([`file::Dir::claim`]); a commit checks
+//! that it is still where it was and, if it was removed, recreates it and starts a new series.
+#![allow(unsafe_code)] // Writes pages from raw region memory.
 
 pub mod file;
 pub mod format;
+mod restore;
+mod table;
 
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
+
+pub use restore::{Restored, peek_region};
 
 use crate::config::Durability;
 use crate::error::{Errno, Error, Result};
 use crate::failpoint;
-use crate::sys::{fs, mman, now_ns};
+use crate::sys::{fs, now_ns};
 use crate::track::PageSet;
 use file::Dir;
-use format::{Entry, Extent, GROUP_PAGES, Geometry, HEADER_LEN, Header, PAGE, STATE_COMMITTED, STATE_WRITING};
+use format::{Entry, Extent, GROUP_PAGES, Geometry, HEADER_LEN, Header, PAGE, STATE_COMMITTED};
+use table::Table;
 
 /// Pages (or table chunks) per write. Larger writes make ext4 cache the file in large folios,
 /// and a later 4 KiB write into a large folio costs many times a small one; 64 KiB writes keep
@@ -47,6 +59,30 @@ const MAX_WRITE_PAGES: u64 = 16;
 const MAX_GAP: u64 = 3;
 /// Pages per read when restoring.
 const READ_PAGES: u64 = 512;
+
+/// What the store may ask about the region's pages while it commits.
+pub trait PageSource {
+    /// Calls `f(first, n)` for the runs of pages within `first..first+n` that may hold data,
+    /// in increasing order. Every other page reads as zero (never touched, or given back to the
+    /// OS) or holds nothing a program may read (free memory), and is recorded as a hole.
+    fn data_runs(&self, first: u64, n: u64, f: &mut dyn FnMut(u64, u64));
+    /// Whether page `p` may have changed since the previous checkpoint. `false` lets the store
+    /// take the page's checksum (or hole) from the other slot when that slot wrote it then,
+    /// without reading the page.
+    fn changed_since_last(&self, p: u64) -> bool;
+}
+
+/// Every page may hold data and may have changed.
+pub struct AllData;
+
+impl PageSource for AllData {
+    fn data_runs(&self, first: u64, n: u64, f: &mut dyn FnMut(u64, u64)) {
+        f(first, n)
+    }
+    fn changed_since_last(&self, _p: u64) -> bool {
+        true
+    }
+}
 
 /// Merges sorted runs `(first, len)` whose gaps are at most `gap`, then cuts the result into
 /// pieces of at most `max` pages.
@@ -68,37 +104,6 @@ fn merge_runs(runs: impl Iterator<Item = (u64, u64)>, gap: u64, max: u64) -> Vec
         }
     }
     out
-}
-
-/// Reads pages `p..end` of a slot into the region and checks each against its table entry.
-///
-/// # Safety
-/// `p..end` must lie in the region at `base` and nobody may use those pages meanwhile.
-unsafe fn read_piece(
-    fd: std::os::fd::BorrowedFd<'_>,
-    base: u64,
-    geo: Geometry,
-    table: &Table,
-    p: u64,
-    end: u64,
-) -> std::result::Result<(), String> {
-    let dst = (base + p * PAGE as u64) as *mut u8;
-    let len = ((end - p) as usize) * PAGE;
-    // Faulting the pages in up front is far cheaper than one fault per page inside the read.
-    mman::populate_write(dst as usize, len);
-    // SAFETY: forwarded from the caller.
-    let got = unsafe { fs::pread_full(fd, dst, len, geo.page_off(p)) }.map_err(|e| format!("read pages: {e}"))?;
-    if got != len {
-        return Err(format!("truncated: page {} is missing", p + (got / PAGE) as u64));
-    }
-    for q in p..end {
-        // SAFETY: page `q` was just read into the region.
-        let page = unsafe { core::slice::from_raw_parts((base + q * PAGE as u64) as *const u8, PAGE) };
-        if format::page_crc(page) != table.get(q).crc {
-            return Err(format!("page {q} checksum mismatch"));
-        }
-    }
-    Ok(())
 }
 
 /// The pages in both `a` and `b` (sorted, disjoint extent lists).
@@ -123,73 +128,16 @@ fn group_ranges(extents: &[Extent]) -> Vec<(u64, u64)> {
     merge_runs(groups, 0, READ_PAGES).into_iter().map(|(g, n)| (g, g + n)).collect()
 }
 
-/// The in-memory copy of one slot's page table: one packed [`Entry`] per region page.
-struct Table {
-    ptr: *mut u64,
-    len: usize,
+/// A random series identity (never 0, which means "none yet").
+fn new_series() -> u128 {
+    let mut b = [0u8; 16];
+    if crate::sys::proc::random_bytes(&mut b).is_err() {
+        // No entropy source: time and pid still tell runs apart.
+        b[..8].copy_from_slice(&crate::sys::realtime_ns().to_le_bytes());
+        b[8..12].copy_from_slice(&std::process::id().to_le_bytes());
+    }
+    u128::from_le_bytes(b).max(1)
 }
-
-// SAFETY: the table is plain memory owned by its Store; it is written only through `&mut`.
-unsafe impl Send for Table {}
-// SAFETY: shared access only reads (restore's reader threads check pages against it).
-unsafe impl Sync for Table {}
-
-impl Table {
-    fn new(pages: usize) -> Result<Table> {
-        let bytes = (pages.next_multiple_of(GROUP_PAGES) * 8).max(PAGE);
-        let p = mman::map_anon(bytes).map_err(|e| Error::os("mmap (page table)", e))?;
-        Ok(Table { ptr: p.as_ptr().cast(), len: bytes / 8 })
-    }
-    fn get(&self, p: u64) -> Entry {
-        debug_assert!((p as usize) < self.len);
-        // SAFETY: `p < len`, inside the mapping.
-        Entry::unpack(unsafe { self.ptr.add(p as usize).read() })
-    }
-    fn set(&mut self, p: u64, e: Entry) {
-        debug_assert!((p as usize) < self.len);
-        // SAFETY: `p < len`, inside the mapping, which `&mut self` owns.
-        unsafe { self.ptr.add(p as usize).write(e.pack()) }
-    }
-    /// The 4 KiB table chunk of group `g`, as stored on disk (little-endian, as in memory).
-    fn chunk(&self, g: u64) -> &[u8] {
-        let start = g as usize * GROUP_PAGES;
-        debug_assert!(start + GROUP_PAGES <= self.len);
-        // SAFETY: the chunk lies inside the mapping; x86-64 is little-endian, so the in-memory
-        // u64s are the on-disk bytes.
-        unsafe { core::slice::from_raw_parts(self.ptr.add(start).cast::<u8>(), PAGE) }
-    }
-    /// The chunks of groups `g0..g1`, contiguous.
-    fn chunks(&self, g0: u64, g1: u64) -> &[u8] {
-        let start = g0 as usize * GROUP_PAGES;
-        assert!(g1 as usize * GROUP_PAGES <= self.len);
-        // SAFETY: the chunks lie inside the mapping (checked above); see `chunk`.
-        unsafe { core::slice::from_raw_parts(self.ptr.add(start).cast::<u8>(), (g1 - g0) as usize * PAGE) }
-    }
-    fn chunks_mut(&mut self, g0: u64, g1: u64) -> &mut [u8] {
-        let start = g0 as usize * GROUP_PAGES;
-        assert!(g1 as usize * GROUP_PAGES <= self.len);
-        // SAFETY: as in `chunks`, with `&mut self` for exclusivity.
-        unsafe { core::slice::from_raw_parts_mut(self.ptr.add(start).cast::<u8>(), (g1 - g0) as usize * PAGE) }
-    }
-    /// Empties the table by giving its pages back (they read as zero again), rather than
-    /// writing zeros over what may be a large, mostly untouched mapping.
-    fn clear(&mut self) {
-        // SAFETY: the whole mapping is ours and `&mut self` means nobody reads it now.
-        if unsafe { mman::discard(self.ptr as usize, self.len * 8) }.is_err() {
-            // SAFETY: as above.
-            unsafe { core::ptr::write_bytes(self.ptr, 0, self.len) }
-        }
-    }
-}
-
-impl Drop for Table {
-    fn drop(&mut self) {
-        // SAFETY: the mapping is owned by the table.
-        unsafe { mman::unmap(self.ptr as usize, self.len * 8) };
-    }
-}
-
-const _: () = assert!(cfg!(target_endian = "little"));
 
 /// Statistics of one commit.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -198,8 +146,11 @@ pub struct CommitStats {
     pub seq: u64,
     /// Slot written.
     pub slot: usize,
-    /// Region pages written (mirror included).
+    /// Region pages brought up to date in the slot (mirror included): written or recorded as
+    /// holes.
     pub pages_written: u64,
+    /// Of those, pages recorded as holes (zero or free) rather than written.
+    pub holes: u64,
     /// Bytes written to slot files: pages, tables, summary, meta, headers.
     pub bytes_written: u64,
     /// Runs of adjacent pages (each one `pwrite`).
@@ -212,31 +163,15 @@ pub struct CommitStats {
     pub commit_ns: u64,
     /// Whether this commit also mirrored the image into the other slot.
     pub mirrored: bool,
-}
-
-/// What a restore found and did.
-#[derive(Debug)]
-pub struct Restored {
-    /// The restored checkpoint's sequence number.
-    pub seq: u64,
-    /// The slot it came from.
-    pub slot: usize,
-    /// Its header.
-    pub header: Header,
-    /// Its meta block.
-    pub meta: Vec<u8>,
-    /// Pages read into the region.
-    pub pages: u64,
-    /// Problems met on the way: a slot that did not validate, named with the reason.
-    pub warnings: Vec<String>,
-    /// Whether a slot that may have held a newer checkpoint was rejected, so this restore
-    /// fell back to the older one.
-    pub fell_back: bool,
+    /// Whether the checkpoint directory had to be recreated first (it was removed).
+    pub recreated_dir: bool,
 }
 
 /// A checkpoint store for one region.
 pub struct Store {
     dir_path: PathBuf,
+    /// The claimed directory; `None` after the checkpoint was retired (claimed again by the
+    /// next commit).
     dir: Option<Dir>,
     /// Open slot files; restore opens them read-only, the first write reopens them.
     files: [Option<OwnedFd>; 2],
@@ -257,17 +192,17 @@ pub struct Store {
     valid: [Option<u64>; 2],
     active: Option<usize>,
     seq: u64,
+    /// The series both slots belong to (0: none yet; drawn by the first commit).
+    series: u128,
 }
 
 impl Store {
-    /// A store in `dir` for the region `base..base+capacity`. Touches no file yet.
-    pub fn new(dir: &Path, base: usize, capacity: usize, durability: Durability) -> Result<Store> {
+    /// A store in the claimed directory `dir` for the region `base..base+capacity`.
+    pub fn new(dir: Dir, base: usize, capacity: usize, durability: Durability) -> Result<Store> {
         let pages = capacity / PAGE;
-        let all = PageSet::new(pages)?;
-        let other = PageSet::new(pages)?;
         Ok(Store {
-            dir_path: dir.to_path_buf(),
-            dir: None,
+            dir_path: dir.path().to_path_buf(),
+            dir: Some(dir),
             files: [None, None],
             writable: [false, false],
             geo: Geometry::new(capacity as u64),
@@ -276,11 +211,12 @@ impl Store {
             durability,
             tables: [Table::new(pages)?, Table::new(pages)?],
             summaries: [Vec::new(), Vec::new()],
-            pending: [all, other],
+            pending: [PageSet::new(pages)?, PageSet::new(pages)?],
             covered: [Vec::new(), Vec::new()],
             valid: [None, None],
             active: None,
             seq: 0,
+            series: 0,
         })
     }
 
@@ -294,6 +230,11 @@ impl Store {
         self.seq
     }
 
+    /// Whether a committed checkpoint exists (restored or written by this run).
+    pub fn has_checkpoint(&self) -> bool {
+        self.valid.iter().any(Option::is_some)
+    }
+
     /// Changes the durability of later commits.
     pub fn set_durability(&mut self, d: Durability) {
         self.durability = d;
@@ -304,217 +245,44 @@ impl Store {
         [&self.pending[0], &self.pending[1]]
     }
 
-    // -----------------------------------------------------------------------------------------
-    // Restore.
+    /// Forgets every slot: the next commit writes a full image (and its mirror) under a new
+    /// series.
+    fn reset(&mut self) {
+        self.files = [None, None];
+        self.writable = [false, false];
+        for t in &mut self.tables {
+            t.clear();
+        }
+        self.summaries = [Vec::new(), Vec::new()];
+        self.covered = [Vec::new(), Vec::new()];
+        self.valid = [None, None];
+        self.active = None;
+        self.series = 0;
+    }
 
-    /// Finds the newest valid checkpoint and reads it into the region at `self.base`.
-    ///
-    /// `accept` inspects the meta block (binary identity) before any page is read; its error
-    /// ends the restore. `Ok(None)`: there is no checkpoint (a fresh start).
-    ///
-    /// # Safety
-    /// The region must be mapped, zeroed, and referenced by nobody: it is overwritten.
-    pub unsafe fn restore(&mut self, accept: &mut dyn FnMut(&[u8]) -> Result<()>) -> Result<Option<Restored>> {
-        let Some(dir) = Dir::open_existing(&self.dir_path)? else { return Ok(None) };
-        let mut reasons = Vec::new();
-        let mut headers: [Option<Header>; 2] = [None, None];
-        let mut never_committed = true;
-        let mut damaged: Vec<String> = Vec::new();
-        for (s, header) in headers.iter_mut().enumerate() {
-            let Some(fd) = dir.open_slot(s, false)? else {
-                reasons.push(format!("{}: missing", file::slot_name(s)));
-                continue;
-            };
-            let mut buf = vec![0u8; HEADER_LEN];
-            let n = fs::pread_into(fd.as_fd(), &mut buf, 0).map_err(|e| Error::os_at("read", dir.slot_path(s), e))?;
-            match format::decode_header(&buf[..n], s as u32) {
-                Ok(h) => {
-                    never_committed = false;
-                    *header = Some(h);
-                }
-                Err(why) => {
-                    // An empty file, or the very first checkpoint interrupted, held nothing.
-                    let first_try = n == 0 || (n == HEADER_LEN && is_writing_first(&buf));
-                    never_committed &= first_try;
-                    // A checkpoint interrupted by a crash is expected; anything else is damage
-                    // and is reported even if the other slot restores.
-                    if !(n == HEADER_LEN && is_writing(&buf)) {
-                        damaged.push(format!("{}: {why}", dir.slot_path(s).display()));
-                    }
-                    reasons.push(format!("{}: {why}", file::slot_name(s)));
-                }
-            }
-            self.files[s] = Some(fd);
-        }
-        if headers.iter().all(Option::is_none) {
-            if never_committed {
-                // No checkpoint was ever committed here: start fresh, keep the directory.
-                self.dir = Some(dir);
-                return Ok(None);
-            }
-            return Err(Error::NoValidCheckpoint { dir: self.dir_path.clone(), reasons });
-        }
-        let mut order: Vec<usize> = (0..2).filter(|&s| headers[s].is_some()).collect();
-        order.sort_by_key(|&s| std::cmp::Reverse(headers[s].as_ref().map(|h| h.seq)));
-        let fell_back_on_header = !damaged.is_empty();
-        let mut warnings: Vec<String> = damaged;
-        for (i, &s) in order.iter().enumerate() {
-            let h = headers[s].clone().expect("filtered above");
-            if h.base != self.base || h.capacity != self.capacity {
-                return Err(Error::Mismatch {
-                    dir: self.dir_path.clone(),
-                    what: format!(
-                        "it holds a region at {:#x} of {} bytes, this run asks for {:#x} of {} bytes \
-                         (set CRTHREADS_BASE and CRTHREADS_CAPACITY as when it was written)",
-                        h.base, h.capacity, self.base, self.capacity
+    /// Makes sure the directory is claimed and still in place; recreates it if it was removed
+    /// while the program ran. Returns whether it had to be recreated.
+    fn ensure_dir(&mut self) -> Result<bool> {
+        let durable = self.durability == Durability::Sync;
+        match &self.dir {
+            Some(d) if d.is_intact() => Ok(false),
+            Some(_) => {
+                crate::sys::warn_limited(
+                    "dir-removed",
+                    &format!(
+                        "the checkpoint directory {} was removed or replaced while the program ran; \
+                         recreating it and writing a full checkpoint",
+                        self.dir_path.display()
                     ),
-                });
-            }
-            let meta = self.read_meta(s, &h).map_err(|why| slot_err(&dir, s, why));
-            let meta = match meta {
-                Ok(m) => m,
-                Err(e) => {
-                    warnings.push(e.to_string());
-                    continue;
-                }
-            };
-            accept(&meta)?;
-            if i > 0 {
-                // Pages of a failed newer attempt may be in the region: start from zero.
-                // SAFETY: the caller guarantees nobody references the region.
-                unsafe { self.clear_region()? };
-            }
-            // SAFETY: forwarded from the caller.
-            match unsafe { self.load_slot(s, &h, true) } {
-                Ok(pages) => {
-                    let other = 1 - s;
-                    let other_ok = match headers[other].clone() {
-                        // SAFETY: loading only tables (no pages) does not touch the region.
-                        Some(oh) if oh.seq <= h.seq => match unsafe { self.load_slot(other, &oh, false) } {
-                            Ok(_) => Some(oh),
-                            Err(why) => {
-                                warnings.push(slot_err(&dir, other, why).to_string());
-                                None
-                            }
-                        },
-                        _ => None,
-                    };
-                    self.adopt_restored(s, &h, other_ok.as_ref());
-                    self.dir = Some(dir);
-                    let fell_back = i > 0 || fell_back_on_header;
-                    return Ok(Some(Restored { seq: h.seq, slot: s, header: h, meta, pages, warnings, fell_back }));
-                }
-                Err(why) => warnings.push(slot_err(&dir, s, why).to_string()),
-            }
-        }
-        reasons.extend(warnings);
-        Err(Error::NoValidCheckpoint { dir: self.dir_path.clone(), reasons })
-    }
-
-    unsafe fn clear_region(&self) -> Result<()> {
-        // SAFETY: forwarded from `restore`'s caller.
-        unsafe { mman::remap_zero(self.base as usize, self.capacity as usize) }
-            .map_err(|e| Error::os("mmap (clear region)", e))
-    }
-
-    fn read_meta(&self, s: usize, h: &Header) -> std::result::Result<Vec<u8>, String> {
-        let fd = self.files[s].as_ref().ok_or("not open")?;
-        let mut meta = vec![0u8; h.meta_len as usize];
-        let n = fs::pread_into(fd.as_fd(), &mut meta, format::META_OFF).map_err(|e| format!("read meta: {e}"))?;
-        if n != meta.len() || crc32c::crc32c(&meta) != h.meta_crc {
-            return Err("meta block is truncated or its checksum does not match".into());
-        }
-        Ok(meta)
-    }
-
-    /// Verifies slot `s` link by link and loads its summary and table; with `pages`, also
-    /// reads its live pages into the region and checks each one. Returns pages read.
-    unsafe fn load_slot(&mut self, s: usize, h: &Header, pages: bool) -> std::result::Result<u64, String> {
-        let fd = self.files[s].as_ref().ok_or("not open")?.try_clone().map_err(|e| e.to_string())?;
-        let mut sum = vec![0u8; h.ngroups as usize * 4];
-        let n = fs::pread_into(fd.as_fd(), &mut sum, format::SUMMARY_OFF).map_err(|e| format!("read summary: {e}"))?;
-        let summary = format::decode_summary(&sum[..n], h.ngroups, h.summary_crc)?;
-        let table = &mut self.tables[s];
-        table.clear();
-        // The table chunks of the groups the extents touch, read a range of neighbours at once.
-        for (g0, g1) in group_ranges(&h.extents) {
-            let off = self.geo.chunk_off(g0);
-            let buf = table.chunks_mut(g0, g1);
-            let n = fs::pread_into(fd.as_fd(), buf, off).map_err(|e| format!("read table: {e}"))?;
-            for g in g0..g1 {
-                let at = ((g - g0) as usize) * PAGE;
-                if n < at + PAGE || crc32c::crc32c(&buf[at..at + PAGE]) != summary[g as usize] {
-                    return Err(format!("table chunk {g} is truncated or its checksum does not match"));
-                }
-            }
-        }
-        let mut count = 0u64;
-        if pages {
-            let mut pieces = Vec::new();
-            for e in &h.extents {
-                let mut p = e.first;
-                while p < e.end() {
-                    let end = (p + READ_PAGES).min(e.end());
-                    pieces.push((p, end));
-                    p = end;
-                }
-            }
-            count = pieces.iter().map(|(p, e)| e - p).sum();
-            // Reading is dominated by faulting in fresh memory, copying and checksumming, all
-            // of which scale with cores: split the pieces between a few threads.
-            let next = std::sync::atomic::AtomicUsize::new(0);
-            let workers = std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, 4);
-            let table = &self.tables[s];
-            let (base, geo) = (self.base, self.geo);
-            let work = || -> std::result::Result<(), String> {
-                loop {
-                    let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    let Some(&(p, end)) = pieces.get(i) else { return Ok(()) };
-                    // SAFETY: pieces are disjoint runs of live pages inside the region, which
-                    // the caller lets us overwrite; the table is only read meanwhile.
-                    unsafe { read_piece(fd.as_fd(), base, geo, table, p, end) }?;
-                }
-            };
-            let results: Vec<std::result::Result<(), String>> = std::thread::scope(|sc| {
-                let helpers: Vec<_> = (1..workers).map(|_| sc.spawn(work)).collect();
-                let mut r = vec![work()];
-                r.extend(helpers.into_iter().map(|h| h.join().unwrap_or_else(|_| Err("reader thread failed".into()))));
-                r
-            });
-            results.into_iter().collect::<std::result::Result<Vec<()>, String>>()?;
-        }
-        self.summaries[s] = summary;
-        Ok(count)
-    }
-
-    /// Sets the bookkeeping after slot `s` was restored; `other` is the other slot's header if
-    /// it holds a valid older (or equal) checkpoint whose table is loaded.
-    fn adopt_restored(&mut self, s: usize, h: &Header, other: Option<&Header>) {
-        let o = 1 - s;
-        self.active = Some(s);
-        self.seq = h.seq;
-        self.valid[s] = Some(h.seq);
-        self.covered[s] = h.extents.clone();
-        self.pending[s].clear();
-        self.pending[o].clear();
-        match other {
-            Some(oh) => {
-                self.valid[o] = Some(oh.seq);
-                // Memory outside the restored extents is zero, whatever the older slot holds.
-                self.covered[o] = intersect(&oh.extents, &h.extents);
-                for e in &h.extents {
-                    for p in e.first..e.end() {
-                        if self.tables[s].get(p).newer_than(oh.seq) {
-                            self.pending[o].insert(p as usize);
-                        }
-                    }
-                }
+                );
+                self.dir = None;
+                self.reset();
+                self.dir = Some(Dir::claim(&self.dir_path, durable)?);
+                Ok(true)
             }
             None => {
-                self.valid[o] = None;
-                self.covered[o] = Vec::new();
-                self.summaries[o].clear();
-                self.tables[o].clear();
+                self.dir = Some(Dir::claim(&self.dir_path, durable)?);
+                Ok(false)
             }
         }
     }
@@ -525,39 +293,48 @@ impl Store {
     /// Commits a checkpoint of the live pages `extents` of the region, writing into the
     /// inactive slot every page in its pending set. The caller has added the pages written
     /// since the previous checkpoint to both pending sets, and keeps the region unchanged
-    /// during the call.
-    pub fn commit(&mut self, extents: &[Extent], meta: &[u8]) -> Result<CommitStats> {
+    /// during the call. `data` tells which pages can hold data at all.
+    pub fn commit(&mut self, extents: &[Extent], meta: &[u8], data: &dyn PageSource) -> Result<CommitStats> {
         if extents.len() > format::MAX_EXTENTS || meta.len() > format::META_MAX {
             return Err(Error::Unsupported {
                 what: "this checkpoint".into(),
                 why: "too many extents or meta too large".into(),
             });
         }
-        if self.dir.is_none() {
-            self.dir = Some(Dir::open_or_create(&self.dir_path, self.durability == Durability::Sync)?);
+        let recreated = self.ensure_dir()?;
+        if self.series == 0 {
+            self.series = new_series();
         }
         let seq = self.seq + 1;
         let target = self.active.map_or(0, |a| 1 - a);
         for c in self.covered.iter_mut() {
             *c = intersect(c, extents);
         }
-        let mut st = CommitStats { seq, slot: target, ..Default::default() };
-        self.write_slot(target, seq, extents, meta, &mut st)?;
+        let mut st = CommitStats { seq, slot: target, recreated_dir: recreated, ..Default::default() };
+        self.write_slot(target, seq, extents, meta, data, &mut st)?;
         self.active = Some(target);
         self.seq = seq;
         let other = 1 - target;
         if self.valid[other].is_none() {
             failpoint::hit("mirror", seq);
             // A failed mirror leaves the pages pending; the next checkpoint writes them.
-            if self.write_slot(other, seq, extents, meta, &mut st).is_ok() {
+            if self.write_slot(other, seq, extents, meta, data, &mut st).is_ok() {
                 st.mirrored = true;
             }
         }
         Ok(st)
     }
 
-    fn write_slot(&mut self, s: usize, seq: u64, extents: &[Extent], meta: &[u8], st: &mut CommitStats) -> Result<()> {
-        let dir = self.dir.as_ref().expect("opened by commit");
+    fn write_slot(
+        &mut self,
+        s: usize,
+        seq: u64,
+        extents: &[Extent],
+        meta: &[u8],
+        data: &dyn PageSource,
+        st: &mut CommitStats,
+    ) -> Result<()> {
+        let dir = self.dir.as_ref().expect("claimed by commit");
         let path = dir.slot_path(s);
         let os = |op: &'static str| {
             let path = path.clone();
@@ -581,7 +358,7 @@ impl Store {
 
         // 1. The slot stops vouching for its old contents.
         self.valid[s] = None;
-        let writing = Header::writing(s as u32, seq, self.base, self.capacity);
+        let writing = Header::writing(s as u32, seq, self.series, self.base, self.capacity);
         fs::pwrite_from(fd, &format::encode_header(&writing)[..], 0).map_err(os("write"))?;
         st.bytes_written += HEADER_LEN as u64;
         // Groups beyond the live extents hold nothing restore will read: give their space
@@ -600,45 +377,66 @@ impl Store {
 
         // 2. Pages that became live since this slot's last commit are pending too.
         self.mark_newly_live(s, extents);
-        let runs = self.plan_writes(s, extents);
         let pages_pending: u64 = extents.iter().map(|e| self.pending[s].count(*e) as u64).sum();
-        let mut dirty_groups: Vec<u64> = Vec::new();
-        let half = runs.len() / 2;
-        for (i, &(p, n)) in runs.iter().enumerate() {
-            if i == half {
-                failpoint::hit("mid-payload", seq);
+        let (tables, pending) = (&mut self.tables, &self.pending[s]);
+        let (mine, twin) = match s {
+            0 => {
+                let (a, b) = tables.split_at_mut(1);
+                (&mut a[0], &b[0])
             }
-            let src = (self.base + p * PAGE as u64) as *const u8;
-            // SAFETY: the run lies inside live extents of the mapped region, which the caller
-            // keeps unchanged during the commit.
-            unsafe { fs::pwrite_all(fd, src, n as usize * PAGE, self.geo.page_off(p)) }.map_err(os("write"))?;
-            for q in p..p + n {
-                if !self.pending[s].contains(q as usize) {
-                    continue; // a gap page written to merge two runs: unchanged, same entry
-                }
-                // The mirror writes pages the other slot took a moment ago: reuse their crc.
-                let twin = self.tables[1 - s].get(q);
-                let crc = if twin.epoch == seq as u32 && twin.crc != 0 {
-                    twin.crc
-                } else {
-                    // SAFETY: as above; the page is mapped and readable.
-                    format::page_crc(unsafe {
-                        core::slice::from_raw_parts((self.base + q * PAGE as u64) as *const u8, PAGE)
-                    })
-                };
-                self.tables[s].set(q, Entry { crc, epoch: seq as u32 });
-                let g = q / GROUP_PAGES as u64;
-                if dirty_groups.last() != Some(&g) {
-                    dirty_groups.push(g);
-                }
+            _ => {
+                let (a, b) = tables.split_at_mut(1);
+                (&mut b[0], &a[0])
             }
-            st.bytes_written += n * PAGE as u64;
-            st.runs += 1;
+        };
+        let mut w = SlotWriter {
+            fd,
+            path: &path,
+            base: self.base,
+            geo: self.geo,
+            seq,
+            table: mine,
+            twin,
+            run: None,
+            err: None,
+            dirty_groups: Vec::new(),
+            holes: 0,
+            bytes: 0,
+            runs: 0,
+            done: 0,
+            half: pages_pending.div_ceil(2),
+        };
+        for e in extents {
+            pending.for_each_run(*e, |first, len| {
+                let (first, end) = (first as u64, (first + len) as u64);
+                let mut at = first;
+                data.data_runs(first, end - first, &mut |a, n| {
+                    let (a, b) = (a.max(at), (a + n).min(end));
+                    for q in at..a {
+                        w.hole(q);
+                    }
+                    for q in a..b {
+                        w.page(q, data);
+                    }
+                    at = at.max(b);
+                });
+                for q in at..end {
+                    w.hole(q);
+                }
+            });
         }
-        st.pages_written += pages_pending;
-        if half == runs.len() {
+        w.flush();
+        if pages_pending == 0 {
             failpoint::hit("mid-payload", seq);
         }
+        if let Some(e) = w.err.take() {
+            return Err(e);
+        }
+        let SlotWriter { mut dirty_groups, holes, bytes, runs, .. } = w;
+        st.pages_written += pages_pending;
+        st.holes += holes;
+        st.bytes_written += bytes;
+        st.runs += runs;
         let t1 = now_ns();
         st.copy_ns += t1 - t0;
 
@@ -670,6 +468,7 @@ impl Store {
             slot: s as u32,
             state: STATE_COMMITTED,
             seq,
+            series: self.series,
             base: self.base,
             capacity: self.capacity,
             ngroups: ngroups as u32,
@@ -720,24 +519,12 @@ impl Store {
         }
     }
 
-    /// The writes that bring slot `s` up to date: its pending runs, merged across small gaps
-    /// (a clean page in a gap holds the same bytes in memory and in the slot, so rewriting it is
-    /// harmless and cheaper than another call) and cut into writes of at most
-    /// [`MAX_WRITE_PAGES`].
-    fn plan_writes(&self, s: usize, extents: &[Extent]) -> Vec<(u64, u64)> {
-        let mut out = Vec::new();
-        for e in extents {
-            let mut runs = Vec::new();
-            self.pending[s].for_each_run(*e, |first, len| runs.push((first as u64, len as u64)));
-            out.extend(merge_runs(runs.into_iter(), MAX_GAP, MAX_WRITE_PAGES));
-        }
-        out
-    }
-
-    /// Removes the checkpoint files and directory (the program finished).
+    /// Removes the checkpoint files (the program finished) and gives up the directory (removed
+    /// too if crthreads created it). A later commit claims the directory again and starts a new
+    /// series with a full image.
     pub fn retire(&mut self) -> Result<()> {
-        self.files = [None, None];
-        self.writable = [false, false];
+        self.reset();
+        self.seq = 0;
         let dir = match self.dir.take() {
             Some(d) => d,
             None => match Dir::open_existing(&self.dir_path)? {
@@ -747,24 +534,125 @@ impl Store {
         };
         dir.remove()
     }
+
+    /// Leaves the directory as it was found, for a run that restored nothing and wrote no
+    /// checkpoint: removes the lock file (and the directory if crthreads created it and it is
+    /// empty). Does nothing if the directory holds slot files.
+    pub fn release_unused(&mut self) {
+        if let Some(d) = self.dir.take() {
+            if d.has_slots() {
+                self.dir = Some(d);
+            } else {
+                d.release_unused();
+            }
+        }
+    }
 }
 
-/// Whether a header buffer is the `WRITING` marker of checkpoint 1 (the very first attempt).
-fn is_writing_first(b: &[u8]) -> bool {
-    is_writing(b) && b[24..32] == 1u64.to_le_bytes()
+/// Writes one slot's pending pages in increasing page order: computes each page's crc, records
+/// zero pages as holes, and gathers the pages to write into runs (merged across gaps of at most
+/// [`MAX_GAP`], cut at [`MAX_WRITE_PAGES`]), one `pwrite` each. Allocation-free but for the
+/// list of table groups it touched.
+struct SlotWriter<'a> {
+    fd: BorrowedFd<'a>,
+    path: &'a Path,
+    base: u64,
+    geo: Geometry,
+    seq: u64,
+    table: &'a mut Table,
+    twin: &'a Table,
+    /// The write being gathered: pages `start..end`.
+    run: Option<(u64, u64)>,
+    /// The first error; later pages are skipped.
+    err: Option<Error>,
+    dirty_groups: Vec<u64>,
+    holes: u64,
+    bytes: u64,
+    runs: u64,
+    /// Pending pages handled so far, and half of them (for the mid-payload failpoint).
+    done: u64,
+    half: u64,
 }
 
-/// Whether a header buffer is a `WRITING` marker (with a valid crc): a checkpoint was
-/// interrupted.
-fn is_writing(b: &[u8]) -> bool {
-    b.len() == HEADER_LEN
-        && b[..8] == format::MAGIC
-        && b[20..24] == STATE_WRITING.to_le_bytes()
-        && crc32c::crc32c(&b[..HEADER_LEN - 4]).to_le_bytes() == b[HEADER_LEN - 4..]
+/// crc32c of a page of zeros.
+fn zero_page_crc() -> u32 {
+    static ZERO: [u8; PAGE] = [0; PAGE];
+    static CRC: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+    *CRC.get_or_init(|| format::page_crc(&ZERO))
 }
 
-fn slot_err(dir: &Dir, s: usize, why: String) -> Error {
-    Error::Corrupt { path: dir.slot_path(s), reason: why }
+impl SlotWriter<'_> {
+    fn set(&mut self, q: u64, e: Entry) {
+        self.table.set(q, e);
+        let g = q / GROUP_PAGES as u64;
+        if self.dirty_groups.last() != Some(&g) {
+            self.dirty_groups.push(g);
+        }
+        self.done += 1;
+        if self.done == self.half {
+            failpoint::hit("mid-payload", self.seq);
+        }
+    }
+
+    /// Page `q` holds no data: record a hole.
+    fn hole(&mut self, q: u64) {
+        if self.err.is_none() {
+            self.holes += 1;
+            self.set(q, Entry::hole(self.seq));
+        }
+    }
+
+    /// Page `q` may hold data: record its crc (or a hole if it is all zero) and write it.
+    fn page(&mut self, q: u64, src: &dyn PageSource) {
+        if self.err.is_some() {
+            return;
+        }
+        // The other slot holds the page as memory has it if it wrote it in this checkpoint (the
+        // mirror), or in the previous one and the page has not changed since: reuse its crc,
+        // and do not even read a page it recorded as a hole.
+        let twin = self.twin.get(q);
+        let (crc, zero) = if twin.written_by(self.seq) || (twin.written_by(self.seq - 1) && !src.changed_since_last(q))
+        {
+            (twin.crc, twin.hole)
+        } else {
+            // SAFETY: `q` is a live page of the mapped region, which the caller keeps unchanged
+            // during the commit.
+            let bytes = unsafe { core::slice::from_raw_parts((self.base + q * PAGE as u64) as *const u8, PAGE) };
+            let crc = format::page_crc(bytes);
+            (crc, crc == zero_page_crc() && bytes.iter().all(|&b| b == 0))
+        };
+        if zero {
+            self.hole(q);
+            return;
+        }
+        self.set(q, Entry::page(crc, self.seq));
+        match self.run {
+            Some((a, b)) if q <= b + MAX_GAP && q + 1 - a <= MAX_WRITE_PAGES => self.run = Some((a, q + 1)),
+            _ => {
+                self.flush();
+                self.run = Some((q, q + 1));
+            }
+        }
+    }
+
+    /// Writes the gathered run.
+    fn flush(&mut self) {
+        let Some((a, b)) = self.run.take() else { return };
+        if self.err.is_some() {
+            return;
+        }
+        let src = (self.base + a * PAGE as u64) as *const u8;
+        let len = (b - a) as usize * PAGE;
+        // SAFETY: the run lies inside live extents of the mapped region, which the caller keeps
+        // unchanged during the commit.
+        match unsafe { fs::pwrite_all(self.fd, src, len, self.geo.page_off(a)) } {
+            Ok(()) => {
+                self.bytes += len as u64;
+                self.runs += 1;
+            }
+            Err(e) => self.err = Some(Error::os_at("write", self.path, e)),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -791,5 +679,11 @@ mod tests {
         let x = |first, npages| Extent { first, npages };
         assert_eq!(group_ranges(&[x(0, 65), x(100, 30), x(2000, 600)]), vec![(0, 1), (3, 6)]);
         assert_eq!(group_ranges(&[x(0, 0)]), vec![]);
+    }
+
+    #[test]
+    fn series_are_random_and_never_zero() {
+        let (a, b) = (new_series(), new_series());
+        assert!(a != 0 && b != 0 && a != b);
     }
 }

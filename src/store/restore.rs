@@ -1,0 +1,398 @@
+//! Restore: find the newest slot that validates end to end and read it into the region.
+//!
+//! Every link of the trust chain is checked before what it vouches for is used: header crc →
+//! summary crc → table-chunk crcs → page crcs. A slot that fails falls back to the other one
+//! with a warning; a slot of another series (a file of another run) is never combined with this
+//! chain. Holes (pages recorded as reading zero) are not read: the freshly mapped region is
+//! zero there already, so a sparse heap is restored sparse.
+#![allow(unsafe_code)] // Reads pages into raw region memory.
+
+use std::os::fd::{AsFd, BorrowedFd};
+
+use super::file::{self, Dir};
+use super::format::{self, GROUP_PAGES, Geometry, HEADER_LEN, Header, PAGE, STATE_WRITING};
+use super::table::Table;
+use super::{READ_PAGES, Store, group_ranges, intersect};
+use crate::error::{Error, Result};
+use crate::sys::{fs, mman};
+
+/// What a restore found and did.
+#[derive(Debug)]
+pub struct Restored {
+    /// The restored checkpoint's sequence number.
+    pub seq: u64,
+    /// The slot it came from.
+    pub slot: usize,
+    /// Its header.
+    pub header: Header,
+    /// Its meta block.
+    pub meta: Vec<u8>,
+    /// Pages read into the region.
+    pub pages: u64,
+    /// Pages left as zero (holes).
+    pub holes: u64,
+    /// Problems met on the way: a slot that did not validate, named with the reason.
+    pub warnings: Vec<String>,
+    /// Whether a slot that may have held a newer checkpoint was rejected, so this restore
+    /// fell back to the older one.
+    pub fell_back: bool,
+}
+
+/// The region (base, capacity) of the newest slot whose header decodes, if any: a run that
+/// does not set them explicitly takes the checkpoint's. Reads headers only.
+pub fn peek_region(dir: &Dir) -> Option<(u64, u64)> {
+    let mut best: Option<Header> = None;
+    for s in 0..2 {
+        let Ok(Some(fd)) = dir.open_slot(s, false) else { continue };
+        let mut buf = [0u8; HEADER_LEN];
+        let Ok(n) = fs::pread_into(fd.as_fd(), &mut buf, 0) else { continue };
+        if let Ok(h) = format::decode_header(&buf[..n], s as u32) {
+            if best.as_ref().is_none_or(|b| h.seq > b.seq) {
+                best = Some(h);
+            }
+        }
+    }
+    best.map(|h| (h.base, h.capacity))
+}
+
+impl Store {
+    /// Finds the newest valid checkpoint in the claimed directory and reads it into the region
+    /// at `self.base`.
+    ///
+    /// `accept` inspects the meta block (binary identity) before any page is read; its error
+    /// ends the restore. `Ok(None)`: there is no checkpoint (a fresh start); `notes` then may
+    /// say why (an interrupted first checkpoint).
+    ///
+    /// # Safety
+    /// The region must be mapped, zeroed, and referenced by nobody: it is overwritten.
+    pub unsafe fn restore(
+        &mut self,
+        accept: &mut dyn FnMut(&[u8]) -> Result<()>,
+        notes: &mut Vec<String>,
+    ) -> Result<Option<Restored>> {
+        let dir = self.dir.take().ok_or(Error::NotInitialised)?;
+        // SAFETY: forwarded.
+        let r = unsafe { self.restore_from(&dir, accept, notes) };
+        self.dir = Some(dir);
+        r
+    }
+
+    unsafe fn restore_from(
+        &mut self,
+        dir: &Dir,
+        accept: &mut dyn FnMut(&[u8]) -> Result<()>,
+        notes: &mut Vec<String>,
+    ) -> Result<Option<Restored>> {
+        let mut reasons = Vec::new();
+        let mut headers: [Option<Header>; 2] = [None, None];
+        let mut missing = [false; 2];
+        let mut never_committed = true;
+        let mut damaged: Vec<String> = Vec::new();
+        let mut swapped = 0;
+        for (s, header) in headers.iter_mut().enumerate() {
+            let Some(fd) = dir.open_slot(s, false)? else {
+                missing[s] = true;
+                reasons.push(format!("{}: missing", file::slot_name(s)));
+                continue;
+            };
+            let mut buf = vec![0u8; HEADER_LEN];
+            let n = fs::pread_into(fd.as_fd(), &mut buf, 0).map_err(|e| Error::os_at("read", dir.slot_path(s), e))?;
+            match format::decode_header(&buf[..n], s as u32) {
+                Ok(h) => {
+                    never_committed = false;
+                    *header = Some(h);
+                }
+                Err(why) => {
+                    // An empty file, or the very first checkpoint interrupted, held nothing.
+                    let first_try = n == 0 || (n == HEADER_LEN && is_writing_first(&buf));
+                    never_committed &= first_try;
+                    swapped += why.contains("swapped") as usize;
+                    // A checkpoint interrupted by a crash is expected; anything else is damage
+                    // and is reported even if the other slot restores.
+                    if !(n == HEADER_LEN && is_writing(&buf)) {
+                        damaged.push(format!("{}: {why}", dir.slot_path(s).display()));
+                    }
+                    reasons.push(format!("{}: {why}", file::slot_name(s)));
+                }
+            }
+            self.files[s] = Some(fd);
+        }
+        if headers.iter().all(Option::is_none) {
+            if never_committed {
+                if !missing.iter().all(|&m| m) {
+                    notes.push(format!(
+                        "{} holds no committed checkpoint (the first checkpoint was interrupted); starting fresh",
+                        dir.path().display()
+                    ));
+                }
+                return Ok(None);
+            }
+            if swapped == 2 {
+                return Err(Error::Corrupt {
+                    path: dir.path().to_path_buf(),
+                    reason: "the two slot files were swapped (slot-0 holds slot 1's header and slot-1 slot 0's); \
+                             rename them back (slot-0 to slot-1 and slot-1 to slot-0) to recover the checkpoint"
+                        .into(),
+                });
+            }
+            return Err(Error::NoValidCheckpoint { dir: dir.path().to_path_buf(), reasons });
+        }
+        let mut order: Vec<usize> = (0..2).filter(|&s| headers[s].is_some()).collect();
+        order.sort_by_key(|&s| std::cmp::Reverse(headers[s].as_ref().map(|h| h.seq)));
+        let fell_back_on_header = !damaged.is_empty();
+        let mut warnings: Vec<String> = damaged;
+        for (i, &s) in order.iter().enumerate() {
+            let h = headers[s].clone().expect("filtered above");
+            if h.base != self.base || h.capacity != self.capacity {
+                return Err(Error::Mismatch {
+                    dir: dir.path().to_path_buf(),
+                    what: format!(
+                        "it holds a region at {:#x} of {} bytes, this run asks for {:#x} of {} bytes \
+                         (leave CRTHREADS_BASE and CRTHREADS_CAPACITY unset, or set them as when it was written)",
+                        h.base, h.capacity, self.base, self.capacity
+                    ),
+                });
+            }
+            let meta = match self.read_meta(s, &h) {
+                Ok(m) => m,
+                Err(why) => {
+                    warnings.push(slot_err(dir, s, why).to_string());
+                    continue;
+                }
+            };
+            accept(&meta)?;
+            if i > 0 {
+                // Pages of a failed newer attempt may be in the region: start from zero.
+                // SAFETY: the caller guarantees nobody references the region.
+                unsafe { self.clear_region()? };
+            }
+            // SAFETY: forwarded from the caller.
+            match unsafe { self.load_slot(s, &h, true) } {
+                Ok((pages, holes)) => {
+                    let other = 1 - s;
+                    let other_ok = match headers[other].clone() {
+                        Some(oh) if oh.series != h.series => {
+                            warnings.push(format!(
+                                "{} belongs to another checkpoint series (a file from another run?); it is \
+                                 ignored and will be rewritten",
+                                dir.slot_path(other).display()
+                            ));
+                            None
+                        }
+                        // SAFETY: loading only tables (no pages) does not touch the region.
+                        Some(oh) if oh.seq <= h.seq => match unsafe { self.load_slot(other, &oh, false) } {
+                            Ok(_) => Some(oh),
+                            Err(why) => {
+                                warnings.push(slot_err(dir, other, why).to_string());
+                                None
+                            }
+                        },
+                        _ => None,
+                    };
+                    if missing[other] && h.seq >= 2 {
+                        warnings.push(format!(
+                            "{} is missing (deleted?); restored checkpoint {} from {}, which may not be the newest",
+                            dir.slot_path(other).display(),
+                            h.seq,
+                            file::slot_name(s)
+                        ));
+                    }
+                    self.adopt_restored(s, &h, other_ok.as_ref());
+                    let fell_back = i > 0 || fell_back_on_header;
+                    return Ok(Some(Restored {
+                        seq: h.seq,
+                        slot: s,
+                        header: h,
+                        meta,
+                        pages,
+                        holes,
+                        warnings,
+                        fell_back,
+                    }));
+                }
+                Err(why) => warnings.push(slot_err(dir, s, why).to_string()),
+            }
+        }
+        reasons.extend(warnings);
+        Err(Error::NoValidCheckpoint { dir: dir.path().to_path_buf(), reasons })
+    }
+
+    unsafe fn clear_region(&self) -> Result<()> {
+        // SAFETY: forwarded from `restore`'s caller.
+        unsafe { mman::remap_zero(self.base as usize, self.capacity as usize) }
+            .map_err(|e| Error::os("mmap (clear region)", e))
+    }
+
+    fn read_meta(&self, s: usize, h: &Header) -> std::result::Result<Vec<u8>, String> {
+        let fd = self.files[s].as_ref().ok_or("not open")?;
+        let mut meta = vec![0u8; h.meta_len as usize];
+        let n = fs::pread_into(fd.as_fd(), &mut meta, format::META_OFF).map_err(|e| format!("read meta: {e}"))?;
+        if n != meta.len() || crc32c::crc32c(&meta) != h.meta_crc {
+            return Err("meta block is truncated or its checksum does not match".into());
+        }
+        Ok(meta)
+    }
+
+    /// Verifies slot `s` link by link and loads its summary and table; with `pages`, also
+    /// reads its live pages into the region and checks each one. Returns pages read and holes.
+    unsafe fn load_slot(&mut self, s: usize, h: &Header, pages: bool) -> std::result::Result<(u64, u64), String> {
+        let fd = self.files[s].as_ref().ok_or("not open")?.try_clone().map_err(|e| e.to_string())?;
+        let mut sum = vec![0u8; h.ngroups as usize * 4];
+        let n = fs::pread_into(fd.as_fd(), &mut sum, format::SUMMARY_OFF).map_err(|e| format!("read summary: {e}"))?;
+        let summary = format::decode_summary(&sum[..n], h.ngroups, h.summary_crc)?;
+        let table = &mut self.tables[s];
+        table.clear();
+        // The table chunks of the groups the extents touch, read a range of neighbours at once.
+        for (g0, g1) in group_ranges(&h.extents) {
+            let off = self.geo.chunk_off(g0);
+            let buf = table.chunks_mut(g0, g1);
+            let n = fs::pread_into(fd.as_fd(), buf, off).map_err(|e| format!("read table: {e}"))?;
+            for g in g0..g1 {
+                let at = ((g - g0) as usize) * PAGE;
+                if n < at + PAGE || crc32c::crc32c(&buf[at..at + PAGE]) != summary[g as usize] {
+                    return Err(format!("table chunk {g} is truncated or its checksum does not match"));
+                }
+            }
+        }
+        let mut counts = (0, 0);
+        if pages {
+            let mut pieces = Vec::new();
+            for e in &h.extents {
+                let mut p = e.first;
+                while p < e.end() {
+                    let end = (p + READ_PAGES).min(e.end());
+                    pieces.push((p, end));
+                    p = end;
+                }
+            }
+            let total: u64 = pieces.iter().map(|(p, e)| e - p).sum();
+            // Reading is dominated by faulting in fresh memory, copying and checksumming, all
+            // of which scale with cores: split the pieces between a few threads.
+            let next = std::sync::atomic::AtomicUsize::new(0);
+            let holes = std::sync::atomic::AtomicU64::new(0);
+            let workers = std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, 4);
+            let table = &self.tables[s];
+            let (base, geo) = (self.base, self.geo);
+            let work = || -> std::result::Result<(), String> {
+                loop {
+                    let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let Some(&(p, end)) = pieces.get(i) else { return Ok(()) };
+                    // SAFETY: pieces are disjoint runs of live pages inside the region, which
+                    // the caller lets us overwrite; the table is only read meanwhile.
+                    let h = unsafe { read_piece(fd.as_fd(), base, geo, table, p, end) }?;
+                    holes.fetch_add(h, std::sync::atomic::Ordering::Relaxed);
+                }
+            };
+            let results: Vec<std::result::Result<(), String>> = std::thread::scope(|sc| {
+                let helpers: Vec<_> = (1..workers).map(|_| sc.spawn(work)).collect();
+                let mut r = vec![work()];
+                r.extend(helpers.into_iter().map(|h| h.join().unwrap_or_else(|_| Err("reader thread failed".into()))));
+                r
+            });
+            results.into_iter().collect::<std::result::Result<Vec<()>, String>>()?;
+            let holes = holes.into_inner();
+            counts = (total - holes, holes);
+        }
+        self.summaries[s] = summary;
+        Ok(counts)
+    }
+
+    /// Sets the bookkeeping after slot `s` was restored; `other` is the other slot's header if
+    /// it holds a valid older (or equal) checkpoint of the same series whose table is loaded.
+    fn adopt_restored(&mut self, s: usize, h: &Header, other: Option<&Header>) {
+        let o = 1 - s;
+        self.active = Some(s);
+        self.seq = h.seq;
+        self.series = h.series;
+        self.valid[s] = Some(h.seq);
+        self.covered[s] = h.extents.clone();
+        self.pending[s].clear();
+        self.pending[o].clear();
+        match other {
+            Some(oh) => {
+                self.valid[o] = Some(oh.seq);
+                // Memory outside the restored extents is zero, whatever the older slot holds.
+                self.covered[o] = intersect(&oh.extents, &h.extents);
+                for e in &h.extents {
+                    for p in e.first..e.end() {
+                        if self.tables[s].get(p).newer_than(oh.seq) {
+                            self.pending[o].insert(p as usize);
+                        }
+                    }
+                }
+            }
+            None => {
+                self.valid[o] = None;
+                self.covered[o] = Vec::new();
+                self.summaries[o].clear();
+                self.tables[o].clear();
+            }
+        }
+    }
+}
+
+/// Reads the stored pages of `p..end` of a slot into the region and checks each against its
+/// table entry; holes are left as they are (zero). Returns the number of holes.
+///
+/// # Safety
+/// `p..end` must lie in the region at `base` and nobody may use those pages meanwhile.
+unsafe fn read_piece(
+    fd: BorrowedFd<'_>,
+    base: u64,
+    geo: Geometry,
+    table: &Table,
+    p: u64,
+    end: u64,
+) -> std::result::Result<u64, String> {
+    let mut holes = 0;
+    let mut q = p;
+    while q < end {
+        if table.get(q).hole {
+            holes += 1;
+            q += 1;
+            continue;
+        }
+        let mut r = q + 1;
+        while r < end && !table.get(r).hole {
+            r += 1;
+        }
+        let dst = (base + q * PAGE as u64) as *mut u8;
+        let len = ((r - q) as usize) * PAGE;
+        // Faulting the pages in up front is far cheaper than one fault per page inside the read.
+        mman::populate_write(dst as usize, len);
+        // SAFETY: forwarded from the caller.
+        let got = unsafe { fs::pread_full(fd, dst, len, geo.page_off(q)) }.map_err(|e| format!("read pages: {e}"))?;
+        if got != len {
+            return Err(format!("truncated: page {} is missing", q + (got / PAGE) as u64));
+        }
+        for x in q..r {
+            // SAFETY: page `x` was just read into the region.
+            let page = unsafe { core::slice::from_raw_parts((base + x * PAGE as u64) as *const u8, PAGE) };
+            if format::page_crc(page) != table.get(x).crc {
+                return Err(format!("page {x} checksum mismatch"));
+            }
+        }
+        q = r;
+    }
+    Ok(holes)
+}
+
+/// Whether a header buffer is the `WRITING` marker of checkpoint 1 (the very first attempt).
+fn is_writing_first(b: &[u8]) -> bool {
+    is_writing(b) && b[24..32] == 1u64.to_le_bytes()
+}
+
+/// Whether a header buffer is a `WRITING` marker (with a valid crc): a checkpoint was
+/// interrupted.
+fn is_writing(b: &[u8]) -> bool {
+    b.len() == HEADER_LEN
+        && b[..8] == format::MAGIC
+        && b[20..24] == STATE_WRITING.to_le_bytes()
+        && crc32c::crc32c(&b[..HEADER_LEN - 4]).to_le_bytes() == b[HEADER_LEN - 4..]
+}
+
+fn slot_err(dir: &Dir, s: usize, why: String) -> Error {
+    Error::Corrupt { path: dir.slot_path(s), reason: why }
+}
+
+const _: () = assert!(GROUP_PAGES * 8 == PAGE);
