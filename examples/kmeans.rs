@@ -256,7 +256,7 @@ fn run(p: Params) -> Result<(), String> {
         unsafe { crthreads::root(|| State::generate(&p)) }.map_err(|e| format!("cannot take the root: {e}"))?;
     let ckpt = || crthreads::checkpoint().map_err(|e| format!("checkpoint failed: {e}"));
     match start {
-        crthreads::Start::Fresh => {
+        crthreads::Start::Fresh | crthreads::Start::Plain => {
             // Keep the generated points: a crash in iteration 0 resumes without regenerating them.
             ckpt()?;
         }

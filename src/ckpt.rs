@@ -2,29 +2,32 @@
 //!
 //! 1. **stop**: take every heap lock, so the allocator's shared metadata is consistent (the
 //!    calling program guarantees that its own threads are not writing the heap);
-//! 2. **scan**: ask the tracker for the pages written since the last checkpoint, add the pages
-//!    the heap gave back to the OS, and add both to each slot's pending set;
-//! 3. **copy/sync/commit**: the store writes the inactive slot's pending pages and commits;
-//! 4. release the locks, then report statistics (formatting and file I/O happen only after
-//!    the heap is running again).
+//! 2. **scan**: find which pages of the live extents can hold data at all (pages that became
+//!    live since the last checkpoint and were never touched read as zero: their residency is
+//!    read from the page tables before the tracker arms them), ask the tracker for the pages
+//!    written since the last checkpoint, add the pages the heap gave back to the OS, and add
+//!    both to each slot's pending set;
+//! 3. **copy/sync/commit**: the store writes the inactive slot's pending pages and commits,
+//!    recording pages that hold no data as holes;
+//! 4. release the locks and return statistics (the runtime reports them).
 //!
 //! Between stop and release nothing may allocate from the persistent heap (the runtime runs in
 //! an `internal` section, so its own allocations are volatile) and nothing may start a thread:
 //! a new thread's allocations are not internal and would wait forever for the heap locks this
 //! thread holds. (Restore can use threads; the heap is not live yet then.)
 //!
-//! A failed checkpoint leaves the previous one intact; the program gets the error and a
-//! warning on stderr, and the next checkpoint retries the same pages.
+//! A failed checkpoint leaves the previous one intact; the caller gets the error, and the next
+//! checkpoint retries the same pages.
 
-use std::io::Write;
+use std::os::fd::{AsFd, OwnedFd};
 
 use crate::config::TrackerKind;
 use crate::error::Result;
-use crate::heap;
-use crate::runtime::Runtime;
+use crate::heap::{self, meta::RegionLayout};
 use crate::store::format::Extent;
-use crate::sys::now_ns;
-use crate::track;
+use crate::store::{PageSource, Store};
+use crate::sys::{PAGE, now_ns, pagemap};
+use crate::track::{self, PageSet, Tracker};
 
 /// Statistics of one checkpoint.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -37,8 +40,11 @@ pub struct Stats {
     pub pages_scanned: u64,
     /// Pages found written since the previous checkpoint.
     pub dirty_pages: u64,
-    /// Pages written to the store (this slot's pending set, plus the mirror if any).
+    /// Pages brought up to date in the store (this slot's pending set, plus the mirror if
+    /// any), written or recorded as holes.
     pub pages_written: u64,
+    /// Of those, pages recorded as holes (never touched, all zero, or free) and not written.
+    pub holes: u64,
     /// Bytes written to the store: pages, unchanged pages rewritten to merge two runs into one
     /// write, tables, summary, meta and commit record.
     pub bytes_written: u64,
@@ -65,14 +71,15 @@ impl Stats {
     pub fn to_json(&self, tracker: TrackerKind) -> String {
         format!(
             "{{\"seq\":{},\"slot\":{},\"tracker\":\"{}\",\"pages_scanned\":{},\"dirty_pages\":{},\
-             \"pages_written\":{},\"bytes_written\":{},\"runs\":{},\"mirrored\":{},\"duration_us\":{},\
-             \"phases_us\":{{\"stop\":{},\"scan\":{},\"copy\":{},\"sync\":{},\"commit\":{}}}}}",
+             \"pages_written\":{},\"holes\":{},\"bytes_written\":{},\"runs\":{},\"mirrored\":{},\
+             \"duration_us\":{},\"phases_us\":{{\"stop\":{},\"scan\":{},\"copy\":{},\"sync\":{},\"commit\":{}}}}}",
             self.seq,
             self.slot,
-            tracker_name(tracker),
+            tracker.name(),
             self.pages_scanned,
             self.dirty_pages,
             self.pages_written,
+            self.holes,
             self.bytes_written,
             self.runs,
             self.mirrored,
@@ -86,18 +93,8 @@ impl Stats {
     }
 }
 
-/// The configuration name of a tracker.
-pub fn tracker_name(t: TrackerKind) -> &'static str {
-    match t {
-        TrackerKind::Auto => "auto",
-        TrackerKind::Uffd => "uffd",
-        TrackerKind::Mprotect => "mprotect",
-        TrackerKind::Full => "full",
-    }
-}
-
 /// The region's live pages, as store extents (empty ones left out).
-pub(crate) fn live_extents(layout: &crate::heap::meta::RegionLayout) -> Vec<Extent> {
+pub(crate) fn live_extents(layout: &RegionLayout) -> Vec<Extent> {
     heap::live_extents(layout)
         .iter()
         .filter(|(_, n)| *n > 0)
@@ -105,44 +102,157 @@ pub(crate) fn live_extents(layout: &crate::heap::meta::RegionLayout) -> Vec<Exte
         .collect()
 }
 
-/// Takes a checkpoint of `rt`'s region.
-pub(crate) fn take(rt: &Runtime) -> Result<Stats> {
-    let mut state = rt.state.lock().unwrap_or_else(|p| p.into_inner());
+/// Working state kept from one checkpoint to the next.
+pub(crate) struct Scratch {
+    /// `/proc/self/pagemap`, to tell untouched pages from written ones (None: unavailable).
+    pagemap: Option<OwnedFd>,
+    /// Pages of this attempt that hold no data (untouched, newly live).
+    absent: PageSet,
+    /// Pages that may have changed since the last committed checkpoint.
+    recent: PageSet,
+    /// The live extents of the last committed checkpoint (or of the restored one).
+    last: Vec<Extent>,
+}
+
+impl Scratch {
+    /// Scratch state for a region of `pages` pages whose live extents are now `live` (restored
+    /// or freshly formatted).
+    pub(crate) fn new(pages: usize, live: Vec<Extent>, fresh: bool) -> Result<Scratch> {
+        Ok(Scratch {
+            pagemap: pagemap::open_pagemap().ok(),
+            absent: PageSet::new(pages)?,
+            recent: PageSet::new(pages)?,
+            // A fresh region's live pages are new to every slot.
+            last: if fresh { Vec::new() } else { live },
+        })
+    }
+}
+
+impl Scratch {
+    /// Forgets the last checkpoint's extents: the next checkpoint starts a new image (after the
+    /// old one was retired), so every live page is new to it.
+    pub(crate) fn forget(&mut self) {
+        self.last.clear();
+    }
+}
+
+/// What the checkpoint works on.
+pub(crate) struct Parts<'a> {
+    /// The region's layout.
+    pub layout: &'a RegionLayout,
+    /// The store.
+    pub store: &'a mut Store,
+    /// The dirty-page tracker.
+    pub tracker: &'a dyn Tracker,
+    /// The meta block (binary identity) recorded with every checkpoint.
+    pub meta: &'a [u8],
+    /// Working state.
+    pub scratch: &'a mut Scratch,
+}
+
+/// The store's view of which pages hold data.
+struct Pages<'a> {
+    absent: &'a PageSet,
+    recent: &'a PageSet,
+}
+
+impl PageSource for Pages<'_> {
+    fn data_runs(&self, first: u64, n: u64, f: &mut dyn FnMut(u64, u64)) {
+        let mut at = first;
+        self.absent.for_each_run(Extent { first, npages: n }, |a, len| {
+            let a = a as u64;
+            if a > at {
+                f(at, a - at);
+            }
+            at = a + len as u64;
+        });
+        if at < first + n {
+            f(at, first + n - at);
+        }
+    }
+    fn changed_since_last(&self, p: u64) -> bool {
+        self.recent.contains(p as usize)
+    }
+}
+
+/// Records as absent the pages of `range` (region pages) that hold no memory.
+fn mark_untouched(scratch: &Scratch, base: usize, range: Extent) {
+    let Some(pm) = scratch.pagemap.as_ref() else { return };
+    let (start, end) = (base + range.first as usize * PAGE, base + range.end() as usize * PAGE);
+    let mut at = start;
+    let absent = &scratch.absent;
+    let mut f = |a: usize, b: usize| {
+        if a > at {
+            absent.insert_range((at - base) / PAGE, (a - at) / PAGE);
+        }
+        at = at.max(b);
+    };
+    if pagemap::resident_runs(pm.as_fd(), start, end, &mut f).is_err() {
+        // Unknown: treat every page as holding data.
+        absent.remove_range(range.first as usize, range.npages as usize);
+        return;
+    }
+    if at < end {
+        absent.insert_range((at - base) / PAGE, (end - at) / PAGE);
+    }
+}
+
+/// Calls `f` for each run of `now` outside `before` (both sorted, disjoint).
+fn newly_live(now: &[Extent], before: &[Extent], mut f: impl FnMut(Extent)) {
+    for e in now {
+        let mut p = e.first;
+        for b in before {
+            if b.end() <= p || b.first >= e.end() {
+                continue;
+            }
+            if b.first > p {
+                f(Extent { first: p, npages: b.first - p });
+            }
+            p = p.max(b.end());
+        }
+        if p < e.end() {
+            f(Extent { first: p, npages: e.end() - p });
+        }
+    }
+}
+
+/// Takes a checkpoint. On failure the previous checkpoint stays valid.
+pub(crate) fn take(p: Parts<'_>) -> Result<Stats> {
+    let Parts { layout, store, tracker, meta, scratch } = p;
     let t0 = now_ns();
     heap::lock_all();
     let t1 = now_ns();
-    let extents = live_extents(rt.region.layout());
+    let extents = live_extents(layout);
     let result = (|| {
-        let pending = state.store.pending();
-        let collected = rt.tracker.collect(&extents, &pending)?;
-        track::drain_discarded(&extents, &pending);
+        // Residency first: arming new pages (userfaultfd) marks them in the page tables.
+        newly_live(&extents, &scratch.last, |r| mark_untouched(scratch, layout.base, r));
+        let pending = store.pending();
+        let into = [pending[0], pending[1], &scratch.recent];
+        let collected = tracker.collect(&extents, &into)?;
+        track::drain_discarded(&extents, &into);
         let t2 = now_ns();
-        let c = state.store.commit(&extents, &rt.meta)?;
+        let c = store.commit(&extents, meta, &Pages { absent: &scratch.absent, recent: &scratch.recent })?;
         Ok((collected, c, t2))
     })();
+    for e in &extents {
+        scratch.absent.remove_range(e.first as usize, e.npages as usize);
+    }
+    if result.is_ok() {
+        for e in &extents {
+            scratch.recent.remove_range(e.first as usize, e.npages as usize);
+        }
+        scratch.last.clone_from(&extents);
+    }
     heap::unlock_all();
     let t3 = now_ns();
-    let (collected, c, t2) = match result {
-        Ok(r) => r,
-        Err(e) => {
-            let prev = state.store.seq();
-            drop(state);
-            crate::sys::write_stderr(&[format!(
-                "crthreads: warning: checkpoint {} failed: {e}; {}; the program continues and the \
-                 next checkpoint retries\n",
-                prev + 1,
-                if prev > 0 { format!("checkpoint {prev} stays intact") } else { "no checkpoint exists yet".into() }
-            )
-            .as_bytes()]);
-            return Err(e);
-        }
-    };
-    let stats = Stats {
+    let (collected, c, t2) = result?;
+    Ok(Stats {
         seq: c.seq,
         slot: c.slot,
         pages_scanned: collected.scanned,
         dirty_pages: collected.dirty,
         pages_written: c.pages_written,
+        holes: c.holes,
         bytes_written: c.bytes_written,
         runs: c.runs,
         mirrored: c.mirrored,
@@ -152,15 +262,7 @@ pub(crate) fn take(rt: &Runtime) -> Result<Stats> {
         copy_us: c.copy_ns / 1000,
         sync_us: c.sync_ns / 1000,
         commit_us: c.commit_ns / 1000,
-    };
-    if let Some(f) = state.stats_file.as_mut() {
-        let line = stats.to_json(rt.tracker.kind()) + "\n";
-        if let Err(e) = f.write_all(line.as_bytes()) {
-            crate::sys::write_stderr(&[format!("crthreads: warning: cannot write statistics: {e}\n").as_bytes()]);
-            state.stats_file = None;
-        }
-    }
-    Ok(stats)
+    })
 }
 
 #[cfg(test)]
@@ -169,11 +271,13 @@ mod tests {
 
     #[test]
     fn stats_json_has_the_documented_fields() {
-        let s = Stats { seq: 3, pages_written: 10, bytes_written: 40960, duration_us: 77, ..Default::default() };
+        let s =
+            Stats { seq: 3, pages_written: 10, holes: 4, bytes_written: 40960, duration_us: 77, ..Default::default() };
         let j = s.to_json(TrackerKind::Full);
         for k in [
             "\"seq\":3",
             "\"pages_written\":10",
+            "\"holes\":4",
             "\"bytes_written\":40960",
             "\"duration_us\":77",
             "\"phases_us\":{\"stop\":0",
@@ -181,5 +285,16 @@ mod tests {
             assert!(j.contains(k), "{j} lacks {k}");
         }
         assert!(!j.contains('\n'));
+    }
+
+    #[test]
+    fn newly_live_is_the_difference() {
+        let x = |first, npages| Extent { first, npages };
+        let mut out = Vec::new();
+        newly_live(&[x(0, 10), x(100, 50)], &[x(0, 10), x(100, 20)], |e| out.push(e));
+        assert_eq!(out, vec![x(120, 30)]);
+        out.clear();
+        newly_live(&[x(0, 10)], &[], |e| out.push(e));
+        assert_eq!(out, vec![x(0, 10)]);
     }
 }

@@ -1,25 +1,45 @@
-//! The process-wide runtime: initialisation (fresh or restored), the persistent root, the
-//! checkpoint entry point and retirement at a clean exit.
+//! The process-wide runtime: initialisation (fresh, restored, or plain), the persistent root,
+//! the checkpoint entry point, and what happens to the checkpoint when the process exits.
 //!
 //! Everything here runs in [`heap::internal`] sections, so the runtime's own bookkeeping lives
 //! in volatile memory and never changes the persistent heap behind the program's back; only
 //! [`root`]'s initialiser, which is the program's code, allocates persistently.
-#![allow(unsafe_code)] // Hands out the root object and installs the exit hook.
+//!
+//! Start-up, in order: refuse what cannot work (setuid, page size, a static executable); run
+//! *plain* if this process descends from a persistent one (see below); resolve the directory;
+//! re-execute once without address-space randomisation; claim the directory (a lock that tells
+//! a second instance at once which process holds it); take the region's base and capacity from
+//! the checkpoint unless they were set; reserve the region; restore; start the tracker.
+//!
+//! **Plain runs.** A persistent process marks its environment with `CRTHREADS_OWNER=<pid>:<start
+//! time>`. A process that inherits the mark but is not that process (a child run by `system`,
+//! `popen`, a shell, `exec` of another program) runs as a plain program: the heap stays
+//! volatile, nothing is restored, `checkpoint()` writes nothing, and the parent's checkpoint is
+//! never touched. A program that `exec`s itself keeps its pid and start time, and stays the
+//! persistent program.
+//!
+//! **At exit.** A clean exit (status 0) retires the checkpoint only if this run used it: it
+//! committed a checkpoint, or it restored one and took the root (carried on with the data). A
+//! run that restored and left without touching its data (`prog --version`) keeps the
+//! checkpoint. A run that neither restored nor wrote anything leaves the directory as it found
+//! it (a directory crthreads created for it is removed again).
+#![allow(unsafe_code)] // Hands out the root object and edits the environment at start-up.
 
 use std::ffi::CString;
-use std::fs::File;
 use std::marker::PhantomData;
+use std::os::fd::{AsFd, OwnedFd};
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, OnceLock};
 
-use crate::ckpt::{self, Stats};
-use crate::config::{Config, Durability, Overrides};
-use crate::error::{Error, Result};
+use crate::ckpt::{self, Parts, Scratch, Stats};
+use crate::config::{self, Config, Durability, Overrides};
+use crate::error::{Errno, Error, Result};
 use crate::heap::{self, internal};
 use crate::identity::Identity;
 use crate::region::Region;
-use crate::store::Store;
+use crate::store::file::Dir;
+use crate::store::{self, Store};
 use crate::sys::{self, proc};
 use crate::track::{self, PageSet, Tracker};
 
@@ -33,6 +53,9 @@ pub enum Start {
         /// Sequence number of the restored checkpoint.
         seq: u64,
     },
+    /// This process descends from a persistent program (it inherited `CRTHREADS_OWNER`): it
+    /// runs as a plain program, with a volatile heap, and never touches the checkpoint.
+    Plain,
 }
 
 impl Start {
@@ -45,8 +68,10 @@ impl Start {
 /// Mutable runtime state, serialised by a mutex (one checkpoint at a time).
 pub(crate) struct State {
     pub(crate) store: Store,
-    pub(crate) stats_file: Option<File>,
-    retired: bool,
+    stats_file: Option<OwnedFd>,
+    scratch: Scratch,
+    /// A checkpoint was committed since start (or since the last retire).
+    wrote: bool,
 }
 
 /// The initialised runtime.
@@ -60,15 +85,24 @@ pub(crate) struct Runtime {
     root_taken: AtomicBool,
     keep: AtomicBool,
     /// The process that initialised the runtime: a child it forks shares the checkpoint
-    /// directory's lock and must neither checkpoint into it nor delete it.
+    /// directory and must neither checkpoint into it nor delete it.
     pid: u32,
 }
 
 static RUNTIME: OnceLock<Runtime> = OnceLock::new();
 static INITIALISING: AtomicBool = AtomicBool::new(false);
+/// This process runs plain (see the module docs).
+static PLAIN: AtomicBool = AtomicBool::new(false);
+/// The root was taken in a plain run.
+static PLAIN_ROOT_TAKEN: AtomicBool = AtomicBool::new(false);
 
 pub(crate) fn get() -> Result<&'static Runtime> {
     RUNTIME.get().ok_or(Error::NotInitialised)
+}
+
+/// Whether this process runs plain.
+pub fn is_plain() -> bool {
+    PLAIN.load(Ordering::Relaxed)
 }
 
 impl Runtime {
@@ -88,55 +122,99 @@ impl Runtime {
     }
 }
 
-/// Environment variable marking a process that re-executed itself: `<pid>:<dev>:<inode>` of
-/// the process and its executable, so that a program it later `exec`s (same pid, other
-/// executable) is not mistaken for it.
+/// Counts the runtime's state lock among the locks this thread holds, so that a checkpoint
+/// requested from a signal handler that interrupted one is refused instead of deadlocking.
+struct Held;
+
+impl Held {
+    fn new() -> Held {
+        sys::tls::held_add(1);
+        Held
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        sys::tls::held_add(-1);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Ownership marks in the environment.
+
+/// Marks the environment of a persistent process (inherited by everything it runs).
+const OWNER_VAR: &str = "CRTHREADS_OWNER";
+/// Marks a process that re-executed itself without ASLR: `<pid>:<dev>:<inode>:<comm>` of the
+/// process, its executable and its name before the re-execution.
 const REEXEC_MARK: &str = "CRTHREADS_REEXECED";
+
+/// This process, as the owner mark names it: pid and start time, which `exec` keeps.
+fn owner_mark() -> String {
+    format!("{}:{}", std::process::id(), proc::start_time())
+}
+
+/// Whether this process inherited the mark of a persistent process it is not.
+fn is_descendant() -> bool {
+    std::env::var_os(OWNER_VAR).is_some_and(|v| v.to_str() != Some(owner_mark().as_str()))
+}
+
+/// Runs `f` on the environment if that is sound: only while this process has one thread
+/// (C code may call `getenv` from any thread without a lock).
+fn edit_env(f: impl FnOnce()) -> bool {
+    let alone = proc::thread_count() == 1;
+    if alone {
+        f();
+    }
+    alone
+}
 
 /// Re-executes the program once with address-space randomisation off, so that the executable
 /// and libraries load where they did in the run that wrote the checkpoint. Returns only if no
 /// re-execution is needed (or possible); the re-executed process turns randomisation back on for
-/// its children.
+/// its children and takes back the name `ps` showed before (an exec of `/proc/self/exe` would
+/// show as `exe`).
 pub(crate) fn reexec_if_needed(cfg: &Config, argv: Vec<CString>) {
-    if !cfg.reexec || argv.is_empty() {
-        return;
-    }
     let pers = proc::personality();
-    let me = match crate::sys::fs::stat(std::path::Path::new("/proc/self/exe")) {
-        Ok(st) => format!("{}:{}:{}", std::process::id(), st.dev, st.ino),
-        Err(_) => return,
-    };
-    if pers & proc::ADDR_NO_RANDOMIZE != 0 {
-        if std::env::var(REEXEC_MARK).is_ok_and(|v| v == me) {
+    let Ok(st) = sys::fs::stat(std::path::Path::new("/proc/self/exe")) else { return };
+    let me = format!("{}:{}:{}", std::process::id(), st.dev, st.ino);
+    let mark = std::env::var(REEXEC_MARK).ok();
+    let ours = mark.as_deref().and_then(|m| m.strip_prefix(me.as_str())).and_then(|r| r.strip_prefix(':'));
+    if let Some(comm) = ours {
+        edit_env(|| {
+            // SAFETY: `edit_env` runs this only while the process has a single thread.
+            unsafe { proc::remove_env(REEXEC_MARK) }
+        });
+        if pers & proc::ADDR_NO_RANDOMIZE != 0 {
             // We are the re-executed image: our layout is fixed; children get ASLR back.
             let _ = proc::set_personality(pers & !proc::ADDR_NO_RANDOMIZE);
+            proc::set_comm(comm.as_bytes());
+            return;
         }
+        // Randomisation is on again: the program executed itself since. Fix the layout again.
+    }
+    if !cfg.reexec || argv.is_empty() || pers & proc::ADDR_NO_RANDOMIZE != 0 {
         return;
     }
-    if std::env::var(REEXEC_MARK).is_ok_and(|v| v == me) {
-        // We already re-executed and randomisation is still on: the kernel refused.
-        sys::write_stderr(&[
-            b"crthreads: warning: cannot disable address-space randomisation; restores may be refused\n",
-        ]);
+    if proc::set_personality(pers | proc::ADDR_NO_RANDOMIZE).is_err()
+        || proc::personality() & proc::ADDR_NO_RANDOMIZE == 0
+    {
+        sys::warn("cannot disable address-space randomisation; this run's checkpoints may not be restorable");
         return;
     }
-    if proc::set_personality(pers | proc::ADDR_NO_RANDOMIZE).is_err() {
-        return;
-    }
-    // The marker travels in execve's environment, not through set_var (unsound once other
-    // threads may read the environment).
-    let e = proc::reexec_self_with(&argv, REEXEC_MARK, &me);
+    let comm = String::from_utf8_lossy(&proc::comm()).into_owned();
+    // The marker travels in execve's environment, not through set_var.
+    let e = proc::reexec_self_with(&argv, REEXEC_MARK, &format!("{me}:{comm}"));
     let _ = proc::set_personality(pers);
-    sys::write_stderr(&[format!(
-        "crthreads: warning: cannot re-execute the program ({e}); continuing with randomisation on\n"
-    )
-    .as_bytes()]);
+    sys::warn(&format!("cannot re-execute the program ({e}); continuing with randomisation on"));
 }
+
+// ---------------------------------------------------------------------------------------------
+// Initialisation.
 
 /// Initialises crthreads: maps the persistent region and restores the newest checkpoint in the
 /// configured directory, if there is one. Call it first thing in `main`, before anything is
-/// allocated that should persist (it may re-execute the program once; see
-/// [`Config::reexec`]).
+/// allocated that should persist and before starting threads (it may re-execute the program
+/// once; see [`Config::reexec`]).
 pub fn init(cfg: Config) -> Result<Start> {
     let argv: Vec<CString> = internal(|| {
         std::env::args_os()
@@ -148,6 +226,9 @@ pub fn init(cfg: Config) -> Result<Start> {
 
 /// [`init`] with the configuration read from the `CRTHREADS_*` environment variables.
 pub fn init_from_env() -> Result<Start> {
+    if is_descendant() {
+        return init(Config::default());
+    }
     let cfg = internal(Config::from_env)?;
     init(cfg)
 }
@@ -155,7 +236,7 @@ pub fn init_from_env() -> Result<Start> {
 /// [`init`] for callers that provide the argument vector (the C library's constructor).
 pub fn init_with_argv(cfg: Config, argv: Vec<CString>) -> Result<Start> {
     internal(|| {
-        if RUNTIME.get().is_some() || INITIALISING.swap(true, Ordering::AcqRel) {
+        if RUNTIME.get().is_some() || is_plain() || INITIALISING.swap(true, Ordering::AcqRel) {
             return Err(Error::AlreadyInitialised);
         }
         let r = init_inner(cfg, argv);
@@ -167,6 +248,7 @@ pub fn init_with_argv(cfg: Config, argv: Vec<CString>) -> Result<Start> {
 }
 
 fn init_inner(cfg: Config, argv: Vec<CString>) -> Result<Start> {
+    sys::check_stderr();
     if proc::secure_execution() {
         return Err(Error::SecureExecution);
     }
@@ -176,13 +258,97 @@ fn init_inner(cfg: Config, argv: Vec<CString>) -> Result<Start> {
             why: format!("page size {} (crthreads needs 4096)", proc::page_size()),
         });
     }
+    if is_descendant() {
+        PLAIN.store(true, Ordering::Relaxed);
+        return Ok(Start::Plain);
+    }
     cfg.validate()?;
+    let cfg = cfg.resolved()?;
+    for v in config::unknown_vars() {
+        sys::warn(&format!("{v} is not a crthreads setting and is ignored (known: {})", config::KNOWN_VARS.join(", ")));
+    }
     reexec_if_needed(&cfg, argv);
+    let mark = owner_mark();
+    edit_env(|| {
+        // SAFETY: `edit_env` runs this only while the process has a single thread.
+        unsafe { proc::set_env(OWNER_VAR, &mark) }
+    });
     crate::failpoint::arm();
     let identity = Identity::current();
     let meta = identity.encode();
-    let region = Region::reserve(cfg.base, cfg.capacity)?;
-    let mut store = Store::new(&cfg.dir, cfg.base, cfg.capacity, cfg.durability)?;
+    let dir = Dir::claim(&cfg.dir, cfg.durability == Durability::Sync)?;
+    let (base, capacity, origin) = region_size(&cfg, &dir)?;
+    let region = match Region::reserve(base, capacity) {
+        Ok(r) => r,
+        Err(e) => {
+            dir.release_unused();
+            return Err(over_limit(e, capacity, origin));
+        }
+    };
+    let mut store = Store::new(dir, base, capacity, cfg.durability)?;
+    match start_region(&cfg, &region, &mut store, &identity) {
+        Ok((start, discarded)) => finish_init(cfg, region, store, meta, start, discarded),
+        Err(e) => {
+            store.release_unused();
+            Err(e)
+        }
+    }
+}
+
+/// The region's base and capacity: as configured, else the checkpoint's, else the defaults (the
+/// capacity fitted under a finite address-space or data limit). Also says where the capacity
+/// came from, for error messages.
+fn region_size(cfg: &Config, dir: &Dir) -> Result<(usize, usize, &'static str)> {
+    let saved = store::peek_region(dir);
+    let base = cfg.base.or(saved.map(|s| s.0 as usize)).unwrap_or(config::DEFAULT_BASE);
+    if let Some(c) = cfg.capacity {
+        return Ok((base, c, "CRTHREADS_CAPACITY"));
+    }
+    if let Some((_, c)) = saved {
+        return Ok((base, c as usize, "the checkpoint"));
+    }
+    let Some((headroom, limit, which)) = headroom() else {
+        return Ok((base, config::DEFAULT_CAPACITY, "the default"));
+    };
+    // Half of what is left, so the rest of the program keeps room of its own.
+    let fitted =
+        (headroom / 2).min(config::DEFAULT_CAPACITY as u64) as usize / config::REGION_ALIGN * config::REGION_ALIGN;
+    if fitted < config::MIN_CAPACITY {
+        return Err(Error::OverLimit { capacity: config::MIN_CAPACITY * 2, limit, which, origin: "the default" });
+    }
+    Ok((base, fitted, "the default"))
+}
+
+/// The smaller room left under `RLIMIT_AS` and `RLIMIT_DATA`: `(bytes, limit, which)`, or
+/// `None` if both are unlimited.
+fn headroom() -> Option<(u64, u64, &'static str)> {
+    let (vm, data) = proc::vm_usage();
+    let a = proc::soft_limit(libc::RLIMIT_AS).map(|l| (l.saturating_sub(vm), l, "ulimit -v"));
+    let d = proc::soft_limit(libc::RLIMIT_DATA).map(|l| (l.saturating_sub(data), l, "ulimit -d"));
+    match (a, d) {
+        (Some(a), Some(d)) => Some(if a.0 <= d.0 { a } else { d }),
+        (a, d) => a.or(d),
+    }
+}
+
+/// A failed reservation, explained by the limits if one is in the way.
+fn over_limit(e: Error, capacity: usize, origin: &'static str) -> Error {
+    match (&e, headroom()) {
+        (Error::Os { errno: Errno(libc::ENOMEM), .. }, Some((room, limit, which))) if room < capacity as u64 => {
+            Error::OverLimit { capacity, limit, which, origin }
+        }
+        _ => e,
+    }
+}
+
+/// Restores the checkpoint into `region` or formats an empty heap there. Returns how the run
+/// starts and the set of pages that differ from the image without a tracked write.
+fn start_region(
+    cfg: &Config,
+    region: &Region,
+    store: &mut Store,
+    identity: &Identity,
+) -> Result<(Start, &'static PageSet)> {
     let layout = *region.layout();
     let dir = cfg.dir.clone();
     let mut accept = |m: &[u8]| -> Result<()> {
@@ -192,8 +358,12 @@ fn init_inner(cfg: Config, argv: Vec<CString>) -> Result<Start> {
             None => Ok(()),
         }
     };
+    let mut notes = Vec::new();
     // SAFETY: the region was just mapped; nothing references it yet.
-    let restored = unsafe { store.restore(&mut accept) }?;
+    let restored = unsafe { store.restore(&mut accept, &mut notes) }?;
+    for n in &notes {
+        sys::warn(n);
+    }
     let discarded: &'static PageSet = Box::leak(Box::new(PageSet::new(region.pages())?));
     let start = match restored {
         Some(r) => {
@@ -202,12 +372,10 @@ fn init_inner(cfg: Config, argv: Vec<CString>) -> Result<Start> {
             // Restore reset locks and cache owners in these pages: they differ from the image.
             discarded.insert_range(0, layout.pagemap_start);
             for w in &r.warnings {
-                sys::write_stderr(&[format!("crthreads: warning: {w}\n").as_bytes()]);
+                sys::warn(w);
             }
             if r.fell_back {
-                sys::write_stderr(&[
-                    format!("crthreads: warning: restored the older checkpoint {} instead\n", r.seq).as_bytes()
-                ]);
+                sys::warn(&format!("restored the older checkpoint {} instead", r.seq));
             }
             Start::Restored { seq: r.seq }
         }
@@ -217,38 +385,64 @@ fn init_inner(cfg: Config, argv: Vec<CString>) -> Result<Start> {
             Start::Fresh
         }
     };
+    Ok((start, discarded))
+}
+
+fn finish_init(
+    cfg: Config,
+    region: Region,
+    store: Store,
+    meta: Vec<u8>,
+    start: Start,
+    discarded: &'static PageSet,
+) -> Result<Start> {
+    let layout = *region.layout();
     track::set_discard_sink(layout.base, discarded);
     let stats_file = match &cfg.stats {
         Some(p) => Some(open_stats(p)?),
         None => None,
     };
+    let live = ckpt::live_extents(&layout);
+    let scratch = Scratch::new(region.pages(), live.clone(), start == Start::Fresh)?;
     // Last fallible step: a started tracker (a signal handler, protected pages) is not undone.
-    let tracker = track::start(cfg.tracker, layout.base, layout.capacity, &ckpt::live_extents(&layout))?;
+    let tracker = track::start(cfg.tracker, layout.base, layout.capacity, &live)?;
     heap::go_live(&layout);
+    let keep = cfg.keep;
     let rt = Runtime {
         config: cfg,
         region,
         tracker,
         meta,
-        state: Mutex::new(State { store, stats_file, retired: false }),
+        state: Mutex::new(State { store, stats_file, scratch, wrote: false }),
         start,
         root_taken: AtomicBool::new(false),
-        keep: AtomicBool::new(false),
+        keep: AtomicBool::new(keep),
         pid: std::process::id(),
     };
-    rt.keep.store(rt.config.keep, Ordering::Relaxed);
     if RUNTIME.set(rt).is_err() {
         return Err(Error::AlreadyInitialised);
     }
-    let _ = proc::on_exit(on_exit);
+    if let Err(e) = proc::on_exit(on_exit) {
+        sys::warn(&format!(
+            "cannot register the exit hook ({e}): a clean exit will keep the checkpoint instead of retiring it"
+        ));
+    }
     Ok(start)
 }
 
-fn open_stats(p: &std::path::Path) -> Result<File> {
-    use std::os::unix::fs::OpenOptionsExt;
-    std::fs::OpenOptions::new().append(true).create(true).mode(0o600).open(p).map_err(|e| {
-        Error::os_at("open (CRTHREADS_STATS)", p, crate::error::Errno(e.raw_os_error().unwrap_or(libc::EIO)))
-    })
+/// Opens the statistics file for appending: a regular file (created 0600) or a character
+/// device; a FIFO or socket is refused instead of waited on.
+fn open_stats(p: &std::path::Path) -> Result<OwnedFd> {
+    let fd = sys::fs::open_append(p, 0o600).map_err(|e| Error::os_at("open (CRTHREADS_STATS)", p, e))?;
+    let st = sys::fs::fstat(fd.as_fd()).map_err(|e| Error::os_at("stat (CRTHREADS_STATS)", p, e))?;
+    if !(st.is_file() || st.is_char_device()) {
+        return Err(Error::Config {
+            var: "CRTHREADS_STATS",
+            value: p.display().to_string(),
+            expected: "a regular file (not a FIFO, socket or directory)".into(),
+        });
+    }
+    Ok(fd)
 }
 
 /// Initialises from the environment with `ov` applied, or, if crthreads is already running
@@ -256,33 +450,46 @@ fn open_stats(p: &std::path::Path) -> Result<File> {
 /// base, capacity) and applies the others. This is what C's `crinit` does.
 pub fn init_or_adopt(ov: &Overrides) -> Result<Start> {
     internal(|| {
+        if is_plain() {
+            return Ok(Start::Plain);
+        }
+        // Bad fields are reported as such (naming the crattr field) before anything else.
+        ov.apply(Config::default())?;
         let Some(rt) = RUNTIME.get() else {
-            let cfg = ov.apply(Config::from_env()?);
-            cfg.validate()?;
+            if is_descendant() {
+                return init(Config::default());
+            }
+            let cfg = ov.apply(Config::from_env()?)?;
             return init(cfg);
         };
         let c = &rt.config;
         let conflict = |setting: &'static str, active: String, requested: String| {
             Err(Error::Conflict { setting, active, requested })
         };
-        if let Some(d) = ov.dir.as_ref().filter(|d| **d != c.dir) {
-            return conflict("dir", c.dir.display().to_string(), d.display().to_string());
+        if let Some(d) = ov.dir.as_ref() {
+            let d = Config::default().dir(d).resolved()?.dir;
+            if d != c.dir {
+                return conflict("dir", c.dir.display().to_string(), d.display().to_string());
+            }
         }
-        if let Some(b) = ov.base.filter(|&b| b != c.base) {
-            return conflict("base", format!("{:#x}", c.base), format!("{b:#x}"));
+        let layout = rt.region.layout();
+        if let Some(b) = ov.base.filter(|&b| b != layout.base) {
+            return conflict("base", format!("{:#x}", layout.base), format!("{b:#x}"));
         }
-        if let Some(n) = ov.capacity.filter(|&n| n != c.capacity) {
-            return conflict("capacity", c.capacity.to_string(), n.to_string());
+        if let Some(n) = ov.capacity.filter(|&n| n != layout.capacity) {
+            return conflict("capacity", layout.capacity.to_string(), n.to_string());
         }
         if let Some(k) = ov.keep {
             rt.keep.store(k, Ordering::Relaxed);
         }
+        let _held = Held::new();
         let mut st = rt.state.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(d) = ov.durability {
             st.store.set_durability(d);
         }
         if let Some(p) = &ov.stats {
-            st.stats_file = Some(open_stats(p)?);
+            let p = Config::default().stats(p).resolved()?.stats.unwrap_or_default();
+            st.stats_file = Some(open_stats(&p)?);
         }
         Ok(rt.start)
     })
@@ -295,10 +502,14 @@ pub fn init_or_adopt(ov: &Overrides) -> Result<Start> {
 pub fn auto_init(argv: Vec<CString>) {
     heap::install_fork_handlers();
     internal(|| {
-        if std::env::var_os("CRTHREADS_AUTO").is_some_and(|v| v == "0") {
+        if is_descendant() {
+            PLAIN.store(true, Ordering::Relaxed);
             return;
         }
-        let r = Config::from_env().and_then(|cfg| init_with_argv(cfg, argv));
+        let r = config::auto_from_env().and_then(|auto| match auto {
+            true => Config::from_env().and_then(|cfg| init_with_argv(cfg, argv)).map(drop),
+            false => Ok(()),
+        });
         if let Err(e) = r {
             sys::write_stderr(&[format!("crthreads: cannot start: {e}\n").as_bytes()]);
             proc::exit_now(1);
@@ -308,19 +519,26 @@ pub fn auto_init(argv: Vec<CString>) {
 
 /// Changes the durability of later checkpoints.
 pub fn set_durability(d: Durability) -> Result<()> {
+    if is_plain() {
+        return Ok(());
+    }
     let rt = get()?;
+    let _held = Held::new();
     rt.state.lock().unwrap_or_else(|p| p.into_inner()).store.set_durability(d);
     Ok(())
 }
 
 /// How this run started, once initialised.
 pub fn start() -> Result<Start> {
+    if is_plain() {
+        return Ok(Start::Plain);
+    }
     Ok(get()?.start)
 }
 
 /// Whether [`init`] has completed.
 pub fn is_initialised() -> bool {
-    RUNTIME.get().is_some()
+    RUNTIME.get().is_some() || is_plain()
 }
 
 /// The active configuration.
@@ -330,40 +548,94 @@ pub fn config() -> Result<Config> {
 
 /// Takes a checkpoint now. The program must not write the persistent heap from other threads
 /// during the call. On failure the previous checkpoint stays valid and the error is returned
-/// (and reported on stderr).
+/// (and reported on stderr, repeated failures rate-limited). In a plain run (see [`Start::Plain`])
+/// it writes nothing. Called from a signal handler that interrupted crthreads in the same thread
+/// (inside `malloc`, `free` or a checkpoint), it is refused with [`Error::Reentered`] rather than
+/// deadlocking.
 pub fn checkpoint() -> Result<Stats> {
+    if is_plain() {
+        return Ok(Stats::default());
+    }
+    if sys::tls::held() > 0 {
+        return Err(Error::Reentered { call: "checkpoint()" });
+    }
     internal(|| {
         let rt = get()?;
         rt.check_owner()?;
-        ckpt::take(rt)
+        let _held = Held::new();
+        let mut guard = rt.state.lock().unwrap_or_else(|p| p.into_inner());
+        let st = &mut *guard;
+        let prev = st.store.seq();
+        let r = ckpt::take(Parts {
+            layout: rt.region.layout(),
+            store: &mut st.store,
+            tracker: &*rt.tracker,
+            meta: &rt.meta,
+            scratch: &mut st.scratch,
+        });
+        match r {
+            Ok(stats) => {
+                st.wrote = true;
+                if let Some(f) = st.stats_file.as_ref() {
+                    let line = stats.to_json(rt.tracker.kind()) + "\n";
+                    if let Err(e) = sys::fs::write_all(f.as_fd(), line.as_bytes()) {
+                        sys::warn(&format!("cannot write statistics: {e}; no more statistics will be written"));
+                        st.stats_file = None;
+                    }
+                }
+                Ok(stats)
+            }
+            Err(e) => {
+                sys::warn_limited(
+                    "checkpoint-failed",
+                    &format!(
+                        "checkpoint {} failed: {e}; {}; the program continues and the next checkpoint retries",
+                        prev + 1,
+                        if prev > 0 {
+                            format!("checkpoint {prev} stays intact")
+                        } else {
+                            "no checkpoint exists yet".into()
+                        }
+                    ),
+                );
+                Err(e)
+            }
+        }
     })
 }
 
 /// Deletes the checkpoint: the program's work is complete. Called automatically when the
-/// program exits with status 0, unless `CRTHREADS_KEEP=1`.
+/// program exits with status 0 after using its checkpoint, unless `CRTHREADS_KEEP=1`. A later
+/// [`checkpoint`] starts a new, complete one.
 pub fn retire() -> Result<()> {
+    if is_plain() {
+        return Ok(());
+    }
     internal(|| {
         let rt = get()?;
         rt.check_owner()?;
+        let _held = Held::new();
         let mut st = rt.state.lock().unwrap_or_else(|p| p.into_inner());
-        st.retired = true;
+        st.wrote = false;
+        st.scratch.forget();
         st.store.retire()
     })
 }
 
 extern "C" fn on_exit(status: libc::c_int, _arg: *mut libc::c_void) {
     let Some(rt) = RUNTIME.get() else { return };
-    if status != 0 || rt.keep.load(Ordering::Relaxed) || std::process::id() != rt.pid {
+    if std::process::id() != rt.pid {
         return;
     }
     internal(|| {
         let Ok(mut st) = rt.state.try_lock() else { return };
-        if st.retired {
-            return;
-        }
-        st.retired = true;
-        if let Err(e) = st.store.retire() {
-            sys::write_stderr(&[format!("crthreads: warning: cannot remove the checkpoint: {e}\n").as_bytes()]);
+        let used = st.wrote || (rt.start.is_restored() && rt.root_taken.load(Ordering::Relaxed));
+        if status == 0 && used && !rt.keep.load(Ordering::Relaxed) && st.store.has_checkpoint() {
+            if let Err(e) = st.store.retire() {
+                sys::warn(&format!("cannot remove the checkpoint: {e}"));
+            }
+        } else if !st.store.has_checkpoint() {
+            st.store.release_unused();
         }
     });
 }
@@ -408,6 +680,13 @@ fn type_hash<T>() -> u64 {
 /// those exist after a restore. The type must be the same one the checkpoint was taken with
 /// (checked by name, size and alignment).
 pub unsafe fn root<T: 'static>(init: impl FnOnce() -> T) -> Result<Root<T>> {
+    if is_plain() {
+        if PLAIN_ROOT_TAKEN.swap(true, Ordering::AcqRel) {
+            return Err(Error::RootTaken);
+        }
+        let p = Box::into_raw(Box::new(init()));
+        return Ok(Root { ptr: NonNull::new(p).ok_or(Error::OutOfMemory)?, _not_send: PhantomData });
+    }
     let rt = get()?;
     if rt.root_taken.swap(true, Ordering::AcqRel) {
         return Err(Error::RootTaken);
@@ -435,9 +714,19 @@ pub unsafe fn root<T: 'static>(init: impl FnOnce() -> T) -> Result<Root<T>> {
 /// The root for C: an untyped block of `size` bytes, zeroed on a fresh start. Returns the
 /// existing root if its size matches.
 pub fn root_bytes(size: usize) -> Result<NonNull<u8>> {
-    let rt = get()?;
-    let _ = &rt.root_taken;
     const C_ROOT: u64 = 0xC0C0_C0C0_0000_0001;
+    if is_plain() {
+        static PLAIN_C_ROOT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let cur = PLAIN_C_ROOT.load(Ordering::Acquire);
+        if cur != 0 {
+            return NonNull::new(cur as *mut u8).ok_or(Error::OutOfMemory);
+        }
+        let p = heap::oom(heap::alloc(size.max(1), 16, true))?;
+        PLAIN_C_ROOT.store(p.as_ptr() as usize, Ordering::Release);
+        return Ok(p);
+    }
+    let rt = get()?;
+    rt.root_taken.store(true, Ordering::Relaxed);
     if let Some((addr, s, _, t)) = heap::root() {
         if s != size || t != C_ROOT {
             return Err(Error::RootType {

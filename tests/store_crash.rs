@@ -408,6 +408,7 @@ fn child_init() -> (u64, crthreads::Root<State>) {
     let s = match crthreads::init(cfg) {
         Ok(Start::Fresh) => 0,
         Ok(Start::Restored { seq }) => seq,
+        Ok(Start::Plain) => die(2, "init: unexpectedly plain"),
         Err(e) => die(2, &format!("init: {e}")),
     };
     println!("start {s}");
@@ -645,7 +646,7 @@ impl<'a> Run<'a> {
         let (durability, tracker) = self.sc.settings(self.work_runs);
         self.work_runs += 1;
         if let Some(h) = self.history.last_mut() {
-            h.push_str(&format!(" ({durability:?}, {})", crthreads::ckpt::tracker_name(tracker)));
+            h.push_str(&format!(" ({durability:?}, {})", tracker.name()));
         }
         let log = self.tmp.join(&format!("log-{}", self.runs));
         let errf = self.tmp.join(&format!("work-{}.err", self.runs));
@@ -658,7 +659,7 @@ impl<'a> Run<'a> {
             .env("CRT_UPTO", upto.to_string())
             .env("CRT_THREADS", self.sc.threads.to_string())
             .env("CRTHREADS_DURABILITY", if durability == Durability::Sync { "sync" } else { "process" })
-            .env("CRTHREADS_TRACKER", crthreads::ckpt::tracker_name(tracker))
+            .env("CRTHREADS_TRACKER", tracker.name())
             .stdout(Stdio::null())
             .stderr(File::create(&errf).expect("create the child's stderr file"));
         if let Some(f) = failpoint {
@@ -758,7 +759,7 @@ impl<'a> Run<'a> {
             .env("CRT_PAGES", self.sc.pages.to_string())
             .env("CRT_DIR", self.tmp.join("ckpt"))
             .env("CRT_IMAGE", &image)
-            .env("CRTHREADS_TRACKER", crthreads::ckpt::tracker_name(self.sc.settings(self.work_runs).1))
+            .env("CRTHREADS_TRACKER", self.sc.settings(self.work_runs).1.name())
             .stdout(File::create(&out).expect("create stdout file"))
             .stderr(File::create(&errf).expect("create stderr file"))
             .spawn()

@@ -33,6 +33,8 @@ fn fail(e: Error) -> c_int {
         Error::Os { errno, .. } => errno.0,
         Error::Config { .. } => libc::EINVAL,
         Error::Conflict { .. } | Error::AlreadyInitialised | Error::DirectoryBusy { .. } => libc::EBUSY,
+        Error::Reentered { .. } => libc::EDEADLK,
+        Error::OverLimit { .. } => libc::ENOMEM,
         Error::NotInitialised => libc::EPERM,
         Error::OutOfMemory => libc::ENOMEM,
         Error::Insecure { .. } | Error::SecureExecution => libc::EACCES,
@@ -106,7 +108,7 @@ pub extern "C" fn checkpoint() -> c_int {
 pub extern "C" fn restore() -> c_int {
     match crthreads::start() {
         Ok(Start::Restored { .. }) => 1,
-        Ok(Start::Fresh) => 0,
+        Ok(Start::Fresh) | Ok(Start::Plain) => 0,
         Err(e) => fail(e),
     }
 }

@@ -22,7 +22,8 @@ use crate::config::TrackerKind;
 use crate::error::{Errno, Error, Result};
 use crate::store::format::Extent;
 use crate::sys::PAGE;
-use crate::sys::uffd::{self, PageRegion, UFFD_FEATURE_WP_ASYNC, UFFD_FEATURE_WP_UNPOPULATED};
+use crate::sys::pagemap::{self, PageRegion};
+use crate::sys::uffd::{self, UFFD_FEATURE_WP_ASYNC, UFFD_FEATURE_WP_UNPOPULATED};
 
 /// The userfaultfd tracker.
 pub struct Uffd {
@@ -56,9 +57,9 @@ impl Uffd {
             uffd::write_protect(fd.as_fd(), base + e.first as usize * PAGE, e.npages as usize * PAGE, true)
                 .map_err(|e| unsupported("UFFDIO_WRITEPROTECT", e))?;
         }
-        let pagemap = uffd::open_pagemap().map_err(|e| unsupported("open /proc/self/pagemap", e))?;
+        let pagemap = pagemap::open_pagemap().map_err(|e| unsupported("open /proc/self/pagemap", e))?;
         let mut probe = [PageRegion::default(); 1];
-        uffd::scan_written(pagemap.as_fd(), base, base + PAGE, &mut probe)
+        pagemap::scan_written(pagemap.as_fd(), base, base + PAGE, &mut probe)
             .map_err(|e| unsupported("PAGEMAP_SCAN", e))?;
         Ok(Uffd {
             _uffd: fd,
@@ -113,8 +114,8 @@ impl Uffd {
         let mut at = self.base + lo as usize * PAGE;
         let mut dirty = 0;
         while at < end {
-            let (n, walk_end) =
-                uffd::scan_written(self.pagemap.as_fd(), at, end, buf).map_err(|err| Error::os("PAGEMAP_SCAN", err))?;
+            let (n, walk_end) = pagemap::scan_written(self.pagemap.as_fd(), at, end, buf)
+                .map_err(|err| Error::os("PAGEMAP_SCAN", err))?;
             for r in &buf[..n] {
                 let first = (r.start as usize - self.base) / PAGE;
                 let count = (r.end - r.start) as usize / PAGE;
