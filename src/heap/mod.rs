@@ -194,7 +194,22 @@ pub(crate) unsafe fn adopt(l: &RegionLayout) -> std::result::Result<(), String> 
             c.lock.reset();
         }
         for i in 0..MAX_CACHES {
-            (*ctx.cache(i)).owner.store(0, Ordering::Relaxed);
+            let c = &mut *ctx.cache(i);
+            c.owner.store(0, Ordering::Relaxed);
+            // A checkpoint taken from a signal handler that interrupted a cache's lock-free
+            // push or pop may hold a count one off its list (see `cache`): make it exact.
+            for b in c.bins.iter_mut() {
+                let mut n = 0u32;
+                let mut p = b.head;
+                while !p.is_null() && n <= b.count.saturating_add(1) {
+                    n += 1;
+                    p = (*p).next;
+                }
+                if !p.is_null() {
+                    return Err(format!("thread cache {i} holds a list longer than its count"));
+                }
+                b.count = n;
+            }
         }
     }
     Ok(())

@@ -581,6 +581,11 @@ fn zero_page_crc() -> u32 {
     *CRC.get_or_init(|| format::page_crc(&ZERO))
 }
 
+/// Whether a page is all zero bytes.
+fn is_zero(page: &[u8]) -> bool {
+    page.chunks_exact(64).all(|c| c.iter().fold(0u8, |a, &b| a | b) == 0)
+}
+
 impl SlotWriter<'_> {
     fn set(&mut self, q: u64, e: Entry) {
         self.table.set(q, e);
@@ -619,7 +624,7 @@ impl SlotWriter<'_> {
             // during the commit.
             let bytes = unsafe { core::slice::from_raw_parts((self.base + q * PAGE as u64) as *const u8, PAGE) };
             let crc = format::page_crc(bytes);
-            (crc, crc == zero_page_crc() && bytes.iter().all(|&b| b == 0))
+            (crc, crc == zero_page_crc() && is_zero(bytes))
         };
         if zero {
             self.hole(q);

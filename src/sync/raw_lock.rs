@@ -50,20 +50,23 @@ impl RawLock {
     /// Acquires the lock, blocking in the kernel if it stays contended.
     #[inline]
     pub fn lock(&self) {
+        // Counted before the lock is taken (and uncounted after it is released), so that a
+        // signal handler never finds the lock held by its thread but not counted.
+        held(1);
         // Acquire: pairs with the Release in `unlock`, so the previous holder's writes are visible.
         if self.state.compare_exchange(UNLOCKED, LOCKED, Ordering::Acquire, Ordering::Relaxed).is_err() {
             self.lock_contended();
         }
-        held(1);
     }
 
     /// Acquires the lock if it is free.
     #[inline]
     pub fn try_lock(&self) -> bool {
+        held(1);
         // Acquire: as in `lock`.
         let ok = self.state.compare_exchange(UNLOCKED, LOCKED, Ordering::Acquire, Ordering::Relaxed).is_ok();
-        if ok {
-            held(1);
+        if !ok {
+            held(-1);
         }
         ok
     }
@@ -109,11 +112,11 @@ impl RawLock {
     /// The calling thread must hold the lock.
     #[inline]
     pub unsafe fn unlock(&self) {
-        held(-1);
         // Release: publishes the critical section's writes to the next `lock` (its Acquire).
         if self.state.swap(UNLOCKED, Ordering::Release) == CONTENDED {
             futex::wake(&self.state, 1);
         }
+        held(-1);
     }
 
     /// Forces the lock to the unlocked state.
