@@ -23,7 +23,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 mod lib_dir;
-use lib_dir::lib_dir;
+pub use lib_dir::lib_dir;
 
 /// What rustc lists (`--print native-static-libs`) for linking `libcrthreads.a`.
 const STATIC_NATIVE_LIBS: &[&str] = &["-lgcc_s", "-lutil", "-lrt", "-lpthread", "-lm", "-ldl"];
