@@ -5,9 +5,10 @@
 //!
 //! - C: an `sh` block with `make lib`, then a `cc … <file>.c … -o <name>` line, then a
 //!   `./<name>` line that runs it. The test runs the `cc` line itself through `sh` from the
-//!   repository root, with the file names replaced by temporary paths (and `target/release` by
-//!   the target dir the library was built in, when that is not `target/`), against the library
-//!   [`lib_dir::lib_dir`] finds; then the run line, unchanged, from the temporary directory.
+//!   repository root, with the file names replaced by temporary paths, against the library
+//!   [`lib_dir::lib_dir`] finds (built elsewhere, it runs from a stand-in root whose
+//!   `target/release` is that library's directory); then the run line, unchanged, from the
+//!   temporary directory.
 //! - Rust: a `toml` block with a `crthreads = { path = "…" }` dependency line, and an `sh` block
 //!   with a `cargo run …` line. The test writes a project with that line, the path pointing at
 //!   this checkout (and this checkout's `Cargo.lock`, so no network is needed), builds it with the

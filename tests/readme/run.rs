@@ -56,73 +56,103 @@ fn build_output(what: &str, cmd: &mut Command) -> Result<String, String> {
     Ok(text)
 }
 
+/// `p` quoted for `sh`.
+fn quote(p: &Path) -> String {
+    format!("'{}'", p.display().to_string().replace('\'', r"'\''"))
+}
+
+/// Builds `ex` in `tmp` as the README says.
 pub fn build(ex: &Example, tmp: &Path) -> Result<Built, String> {
     match &ex.build {
-        Build::C { cc, source, output } => {
-            let src = tmp.join(source);
-            std::fs::write(&src, &ex.code).map_err(|e| format!("write {}: {e}", src.display()))?;
-            // The library `make lib` built, in this target dir (target/release by default).
-            let lib = lib_dir::lib_dir();
-            let lib = lib.canonicalize().unwrap_or(lib);
-            let default_lib = repo().join("target/release").canonicalize().ok();
-            let words: Vec<String> = cc.split_whitespace().map(str::to_string).collect();
-            let mut line = Vec::new();
-            for (i, w) in words.iter().enumerate() {
-                let w = if w == source {
-                    src.display().to_string()
-                } else if i > 0 && words[i - 1] == "-o" && w == output {
-                    tmp.join(output).display().to_string()
-                } else if default_lib.as_ref() != Some(&lib) && w.contains("target/release") {
-                    let from = if w.contains("$PWD/target/release") { "$PWD/target/release" } else { "target/release" };
-                    w.replace(from, &lib.display().to_string())
-                } else {
-                    w.clone()
-                };
-                line.push(w);
-            }
-            let line = line.join(" ");
-            let text = build_output(&format!("{}: the cc line", ex.name()), &mut shell(&line, repo(), &[]))?;
-            if !text.trim().is_empty() {
-                return Err(format!("{}: the cc line printed warnings: {line}\n{text}", ex.name()));
-            }
-            Ok(Built { dir: tmp.to_path_buf(), env: Vec::new() })
-        }
-        Build::Rust { dependency } => {
-            let project = tmp.join("project");
-            std::fs::create_dir_all(project.join("src")).map_err(|e| format!("create the project: {e}"))?;
-            let (head, rest) = dependency.split_once("path = \"").expect("parsed with a path");
-            let (_, tail) = rest.split_once('"').ok_or_else(|| format!("{}: unterminated path", ex.name()))?;
-            let dependency = format!("{head}path = \"{}\"{tail}", repo().display());
-            let manifest = format!(
-                "[package]\nname = \"readme-example-{}\"\nversion = \"0.0.0\"\nedition = \"2024\"\npublish = false\n\n\
-                 [dependencies]\n{dependency}\n\n[workspace]\n",
-                ex.line
-            );
-            let write = |p: PathBuf, s: &str| std::fs::write(&p, s).map_err(|e| format!("write {}: {e}", p.display()));
-            write(project.join("Cargo.toml"), &manifest)?;
-            write(project.join("src/main.rs"), &ex.code)?;
-            // The checkout's versions of the dependencies: no registry look-up needed.
-            if let Ok(lock) = std::fs::read_to_string(repo().join("Cargo.lock")) {
-                write(project.join("Cargo.lock"), &lock)?;
-            }
-            // One target dir for every run of this test, so crthreads is compiled once.
-            let target = Path::new(env!("CARGO_TARGET_TMPDIR")).join("readme-examples");
-            let mut path = OsString::new();
-            if let Some(bin) = std::env::var_os("CARGO").as_deref().map(Path::new).and_then(Path::parent) {
-                path.push(bin); // the cargo running this test first
-                path.push(":");
-            }
-            path.push(std::env::var_os("PATH").unwrap_or_default());
-            let env = vec![("CARGO_TARGET_DIR", target.into_os_string()), ("PATH", path)];
-            let line = ex.run.replacen("cargo run", "cargo build", 1);
-            let envs: Vec<(&str, &OsStr)> = env.iter().map(|(k, v)| (*k, v.as_os_str())).collect();
-            let text = build_output(&format!("{}: `{line}`", ex.name()), &mut shell(&line, &project, &envs))?;
-            if let Some(w) = text.lines().find(|l| l.starts_with("warning")) {
-                return Err(format!("{}: `{line}` printed a warning: {w}\n{text}", ex.name()));
-            }
-            Ok(Built { dir: project, env })
+        Build::C { cc, source, output } => build_c(ex, tmp, cc, source, output),
+        Build::Rust { dependency } => build_rust(ex, tmp, dependency),
+    }
+}
+
+/// Runs the README's `cc` line from the repository root, with the source and output in `tmp`.
+fn build_c(ex: &Example, tmp: &Path, cc: &str, source: &str, output: &str) -> Result<Built, String> {
+    let src = tmp.join(source);
+    std::fs::write(&src, &ex.code).map_err(|e| format!("write {}: {e}", src.display()))?;
+    let words: Vec<&str> = cc.split_whitespace().collect();
+    let mut line = Vec::new();
+    for (i, &w) in words.iter().enumerate() {
+        line.push(if w == source {
+            quote(&src)
+        } else if i > 0 && words[i - 1] == "-o" && w == output {
+            quote(&tmp.join(output))
+        } else {
+            w.to_string()
+        });
+    }
+    let line = line.join(" ");
+    let root = build_root(tmp)?;
+    let text = build_output(&format!("{}: the cc line", ex.name()), &mut shell(&line, &root, &[]))?;
+    if !text.trim().is_empty() {
+        return Err(format!("{}: the cc line printed warnings: {line}\n{text}", ex.name()));
+    }
+    Ok(Built { dir: tmp.to_path_buf(), env: Vec::new() })
+}
+
+/// Where the `cc` line runs: the repository root if the library `make lib` built is in its
+/// `target/release`; else (another target dir, or CRTHREADS_LIB_DIR) a stand-in root in `tmp`
+/// whose `target/release` is the library's directory and whose other entries are links to the
+/// repository's, so that the line runs unchanged.
+fn build_root(tmp: &Path) -> Result<PathBuf, String> {
+    let lib = lib_dir::lib_dir();
+    let lib = lib.canonicalize().unwrap_or(lib);
+    if repo().join("target/release").canonicalize().ok() == Some(lib.clone()) {
+        return Ok(repo().to_path_buf());
+    }
+    let root = tmp.join("root");
+    let link = |from: &Path, to: PathBuf| {
+        std::os::unix::fs::symlink(from, &to).map_err(|e| format!("symlink {}: {e}", to.display()))
+    };
+    std::fs::create_dir_all(root.join("target")).map_err(|e| format!("create {}: {e}", root.display()))?;
+    link(&lib, root.join("target/release"))?;
+    for e in std::fs::read_dir(repo()).map_err(|e| format!("read {}: {e}", repo().display()))?.flatten() {
+        if e.file_name() != "target" {
+            link(&e.path(), root.join(e.file_name()))?;
         }
     }
+    Ok(root)
+}
+
+/// Writes a project in `tmp` with the README's dependency line pointing at this checkout, and
+/// builds it with the README's `cargo run` line turned into `cargo build`.
+fn build_rust(ex: &Example, tmp: &Path, dependency: &str) -> Result<Built, String> {
+    let project = tmp.join("project");
+    std::fs::create_dir_all(project.join("src")).map_err(|e| format!("create the project: {e}"))?;
+    let (head, rest) = dependency.split_once("path = \"").expect("parsed with a path");
+    let (_, tail) = rest.split_once('"').ok_or_else(|| format!("{}: unterminated path", ex.name()))?;
+    let dependency = format!("{head}path = \"{}\"{tail}", repo().display());
+    let manifest = format!(
+        "[package]\nname = \"readme-example-{}\"\nversion = \"0.0.0\"\nedition = \"2024\"\npublish = false\n\n\
+         [dependencies]\n{dependency}\n\n[workspace]\n",
+        ex.line
+    );
+    let write = |p: PathBuf, s: &str| std::fs::write(&p, s).map_err(|e| format!("write {}: {e}", p.display()));
+    write(project.join("Cargo.toml"), &manifest)?;
+    write(project.join("src/main.rs"), &ex.code)?;
+    // The checkout's versions of the dependencies: no registry look-up needed.
+    if let Ok(lock) = std::fs::read_to_string(repo().join("Cargo.lock")) {
+        write(project.join("Cargo.lock"), &lock)?;
+    }
+    // One target dir for every run of this test, so crthreads is compiled once.
+    let target = Path::new(env!("CARGO_TARGET_TMPDIR")).join("readme-examples");
+    let mut path = OsString::new();
+    if let Some(bin) = std::env::var_os("CARGO").as_deref().map(Path::new).and_then(Path::parent) {
+        path.push(bin); // the cargo running this test first
+        path.push(":");
+    }
+    path.push(std::env::var_os("PATH").unwrap_or_default());
+    let env = vec![("CARGO_TARGET_DIR", target.into_os_string()), ("PATH", path)];
+    let line = ex.run.replacen("cargo run", "cargo build", 1);
+    let envs: Vec<(&str, &OsStr)> = env.iter().map(|(k, v)| (*k, v.as_os_str())).collect();
+    let text = build_output(&format!("{}: `{line}`", ex.name()), &mut shell(&line, &project, &envs))?;
+    if let Some(w) = text.lines().find(|l| l.starts_with("warning")) {
+        return Err(format!("{}: `{line}` printed a warning: {w}\n{text}", ex.name()));
+    }
+    Ok(Built { dir: project, env })
 }
 
 /// An inotify instance watching one file for writes.
