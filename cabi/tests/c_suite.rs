@@ -32,7 +32,8 @@
 //! compiler (default `cc`).
 //!
 //! The library is not built here: `make lib` builds it first. The driver looks in
-//! `$CRTHREADS_LIB_DIR`, else in `<target dir>/release` (see `common/mod.rs`).
+//! `$CRTHREADS_LIB_DIR`, else in `<target dir>/release` (see `common/mod.rs`). A last test
+//! checks that `libcrthreads.so` carries its SONAME (read with binutils' `readelf`).
 
 mod common;
 
@@ -154,4 +155,23 @@ suite! {
     contents => both;
     stress => both;
     fork => both;
+}
+
+/// `libcrthreads.so` names itself (DT_SONAME), so that a program linked against it records
+/// `libcrthreads.so` as NEEDED however the linker was pointed at it, never a build path.
+#[test]
+fn shared_library_has_its_soname() {
+    let lib = common::lib_dir().join("libcrthreads.so");
+    let out = std::process::Command::new("readelf")
+        .arg("-d")
+        .arg(&lib)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run readelf (binutils): {e}"));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "readelf -d {} failed: {}", lib.display(), String::from_utf8_lossy(&out.stderr));
+    assert!(
+        text.lines().any(|l| l.contains("(SONAME)") && l.contains("[libcrthreads.so]")),
+        "{} has no SONAME libcrthreads.so:\n{text}",
+        lib.display()
+    );
 }

@@ -3,10 +3,9 @@
 //! environment and a time limit.
 //!
 //! The library is not built here (cargo does not build `cdylib`s for integration tests, and
-//! building inside a test would make runs depend on build state): `make lib` builds it first.
-//! [`Program::build`] looks in `$CRTHREADS_LIB_DIR`, else in `<target dir>/release`, the target
-//! dir being found from the test's executable path (`<target dir>/<profile>/deps/<test>-…`), and
-//! warns when the library is older than its sources. `CC` chooses the C compiler (default `cc`).
+//! building inside a test would make runs depend on build state): `make lib` builds it first,
+//! and [`Program::build`] finds it with [`lib_dir`] (`lib_dir.rs`, shared with the README test
+//! of the core crate). `CC` chooses the C compiler (default `cc`).
 //!
 //! Every run ([`Program::start`]) gets the environment of the test without the inherited
 //! `CRTHREADS_*`, `LD_PRELOAD` and `LD_LIBRARY_PATH`, then `LD_PRELOAD=libcrthreads.so` in the
@@ -21,7 +20,10 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
+
+mod lib_dir;
+pub use lib_dir::lib_dir;
 
 /// What rustc lists (`--print native-static-libs`) for linking `libcrthreads.a`.
 const STATIC_NATIVE_LIBS: &[&str] = &["-lgcc_s", "-lutil", "-lrt", "-lpthread", "-lm", "-ldl"];
@@ -46,56 +48,6 @@ impl fmt::Display for Link {
             Link::Shared => "shared",
             Link::Static => "static",
         })
-    }
-}
-
-/// The directory holding `libcrthreads.so` and `libcrthreads.a`.
-fn lib_dir() -> PathBuf {
-    let dir = match std::env::var_os("CRTHREADS_LIB_DIR") {
-        Some(d) => PathBuf::from(d),
-        None => {
-            let exe = std::env::current_exe().expect("the test executable's path");
-            // <target dir>/<profile>/deps/<test>-<hash>
-            let target = exe.parent().and_then(Path::parent).and_then(Path::parent);
-            target.expect("the test executable lies in <target dir>/<profile>/deps").join("release")
-        }
-    };
-    for name in ["libcrthreads.so", "libcrthreads.a"] {
-        assert!(
-            dir.join(name).is_file(),
-            "{} is missing: run `make lib` first (it runs `cargo build -p crthreads-cabi --release`), \
-             or set CRTHREADS_LIB_DIR to the directory that holds libcrthreads.so and libcrthreads.a",
-            dir.join(name).display()
-        );
-    }
-    warn_if_stale(&dir.join("libcrthreads.so"));
-    dir
-}
-
-/// Warns (on the test's captured output, shown on failure) when the library is older than the
-/// sources it is built from: the run then tests an old build.
-fn warn_if_stale(lib: &Path) {
-    fn newest(dir: &Path, newest_seen: &mut SystemTime) {
-        let Ok(entries) = std::fs::read_dir(dir) else { return };
-        for e in entries.flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                newest(&p, newest_seen);
-            } else if p.extension().is_some_and(|x| x == "rs") {
-                if let Ok(t) = e.metadata().and_then(|m| m.modified()) {
-                    *newest_seen = (*newest_seen).max(t);
-                }
-            }
-        }
-    }
-    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let mut src = SystemTime::UNIX_EPOCH;
-    newest(&manifest.join("src"), &mut src);
-    newest(&manifest.join("../src"), &mut src);
-    if let Ok(built) = std::fs::metadata(lib).and_then(|m| m.modified()) {
-        if built < src {
-            eprintln!("warning: {} is older than its sources; run `make lib` to test the current code", lib.display());
-        }
     }
 }
 
