@@ -102,9 +102,21 @@ impl Identity {
                 ));
             }
         } else if self.exe_size != saved.exe_size || self.exe_mtime_ns != saved.exe_mtime_ns {
+            // Without a build-id, the file's size and modification time identify the build.
+            let what = match (self.exe_size != saved.exe_size, self.exe_mtime_ns != saved.exe_mtime_ns) {
+                (true, true) => "its size and modification time differ",
+                (true, false) => "its size differs",
+                _ => "its modification time differs (the file was rebuilt or touched)",
+            };
             return Some(format!(
-                "it was written by another program file ({}, {} bytes, in the checkpoint; {}, {} bytes, now)",
-                saved.exe_path, saved.exe_size, self.exe_path, self.exe_size
+                "it was written by another version of the program file, which has no build-id: {what} \
+                 ({}: {} bytes, modified {} in the checkpoint; {}: {} bytes, modified {} now)",
+                saved.exe_path,
+                saved.exe_size,
+                time_text(saved.exe_mtime_ns),
+                self.exe_path,
+                self.exe_size,
+                time_text(self.exe_mtime_ns)
             ));
         }
         if now_exe.addr != then_exe.addr {
@@ -143,6 +155,24 @@ impl Identity {
         }
         None
     }
+}
+
+/// A modification time as `YYYY-MM-DD hh:mm:ss.nnnnnnnnn UTC`.
+fn time_text(ns: i64) -> String {
+    let secs = ns.div_euclid(1_000_000_000);
+    let nanos = ns.rem_euclid(1_000_000_000);
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!("{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}.{nanos:09} UTC", rem / 3600, rem % 3600 / 60, rem % 60)
 }
 
 fn display(name: &str) -> &str {
@@ -207,6 +237,22 @@ mod tests {
         other.objects[0].build_id = vec![1, 2, 3];
         other.exe_size += 1;
         assert!(me.mismatch(&other).is_some());
+    }
+
+    #[test]
+    fn a_binary_without_build_id_names_what_differs() {
+        let mut me = Identity::current();
+        me.objects[0].build_id.clear();
+        let mut then = me.clone();
+        then.exe_mtime_ns -= 2_000_000_000;
+        let why = me.mismatch(&then).unwrap();
+        assert!(why.contains("no build-id") && why.contains("modification time differs"), "{why}");
+        assert!(why.contains(&time_text(then.exe_mtime_ns)) && why.contains(&time_text(me.exe_mtime_ns)), "{why}");
+        then.exe_mtime_ns = me.exe_mtime_ns;
+        then.exe_size += 1;
+        assert!(me.mismatch(&then).unwrap().contains("its size differs"));
+        assert_eq!(time_text(0), "1970-01-01 00:00:00.000000000 UTC");
+        assert_eq!(time_text(951_782_400_000_000_001), "2000-02-29 00:00:00.000000001 UTC");
     }
 
     #[test]

@@ -384,6 +384,12 @@ fn deleted_newest_slot_falls_back() {
     let o = c.verify();
     assert!(o.status.success(), "verify child failed: {o:?}");
     assert_eq!(o.stdout.trim(), "restored seq=2 data=gen2", "restored checkpoint and data: {o:?}");
+    // The fall-back is not silent: the missing slot may have held a newer checkpoint.
+    assert!(
+        o.stderr
+            .contains("slot-0 is missing (deleted?); restored checkpoint 2 from slot-1, which may not be the newest"),
+        "{o:?}"
+    );
 }
 
 fn deleted_older_slot_restores_the_newest() {
@@ -391,6 +397,7 @@ fn deleted_older_slot_restores_the_newest() {
     fs::remove_file(c.slot(1)).unwrap();
     let o = c.verify();
     assert!(o.status.success(), "verify child failed: {o:?}");
+    assert!(o.stderr.contains("slot-1 is missing (deleted?)"), "{o:?}");
     assert_eq!(o.stdout.trim(), "restored seq=3 data=gen3", "restored checkpoint and data: {o:?}");
 }
 

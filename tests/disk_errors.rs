@@ -64,6 +64,13 @@ fn child_fill() {
     if std::env::var("THEN").as_deref() == Ok("die") {
         die();
     }
+    if std::env::var("THEN").as_deref() == Ok("repeat") {
+        // A program that keeps checkpointing on a full disk.
+        for _ in 0..40 {
+            assert!(crthreads::checkpoint().is_err());
+        }
+        die();
+    }
     // The program keeps running; once there is room again, the checkpoint goes through.
     std::fs::remove_file(&ballast).unwrap();
     set(&mut s, 4);
@@ -171,6 +178,15 @@ fn the_program_continues_and_checkpoints_again_when_space_returns() {
     assert!(v.contains("Restored { seq: 3 }") && v.contains("k=4 consistent=true big=true"), "{v}");
 }
 
+fn repeated_failures_do_not_flood_stderr() {
+    let Some((_, err, v)) = run_fill("repeat") else { return };
+    let lines = err.lines().filter(|l| l.contains("warning: checkpoint 3 failed")).count();
+    // 41 failures: reported the 1st, 2nd, 4th, 8th, 16th and 32nd time.
+    assert_eq!(lines, 6, "{err}");
+    assert!(err.contains("(32 times so far)"), "{err}");
+    assert!(v.contains("Restored { seq: 2 }"), "{v}");
+}
+
 fn read_only_file_system_fails_cleanly() {
     let t = TempDir::new("ro");
     let Some(m) = Mount::tmpfs(&t.join("mnt"), "16m") else { return skip("read-only") };
@@ -213,5 +229,6 @@ fn main() {
             the_program_continues_and_checkpoints_again_when_space_returns,
         ),
         ("read_only_file_system_fails_cleanly", read_only_file_system_fails_cleanly),
+        ("repeated_failures_do_not_flood_stderr", repeated_failures_do_not_flood_stderr),
     ]);
 }
