@@ -525,6 +525,36 @@ impl Ctx {
         // SAFETY: lock held; the tail belongs to the caller's run.
         unsafe { self.free_run(pg + new_n, n - new_n) }
     }
+
+    /// Calls `f(first page, pages)` for every free run of at least `min_pages` pages, walking
+    /// only the bins that can hold such runs. Allocates nothing. `f` runs under the page-heap
+    /// lock, so it must not allocate from this heap either.
+    ///
+    /// A checkpoint may use this to leave free pages out of its image. A run flagged ZEROED
+    /// promises to read as zero, though: after a restore from an image that skipped it, its
+    /// pages hold whatever the image held before, so restore must give such runs' pages back
+    /// (or count them as kept, which clears the flag).
+    ///
+    /// # Safety
+    /// The caller holds the page-heap lock (for the whole walk).
+    #[cfg_attr(not(test), allow(dead_code))] // The checkpoint's free-page filter is its caller.
+    pub(crate) unsafe fn for_each_free_run(&self, min_pages: u32, mut f: impl FnMut(u32, u32)) {
+        let min = min_pages.max(1);
+        // SAFETY: (whole fn) lock held; bin lists only hold heads of free runs.
+        unsafe {
+            let hdr = self.hdr();
+            for b in bin_of(min)..=EXACT_BINS {
+                let mut pg = (*hdr).pages.bins[b];
+                while pg != NIL {
+                    let e = &*self.pe(pg);
+                    if e.npages >= min {
+                        f(pg, e.npages);
+                    }
+                    pg = e.next;
+                }
+            }
+        }
+    }
 }
 
 #[cfg(test)]

@@ -3,8 +3,9 @@
 //!
 //! What they show: a freed run keeps its pages resident and is handed out again without being
 //! faulted in afresh; the retained count is exact and stays within its limit under random
-//! operations; trimming gives back as little as it can; ZEROED is exact (flagged runs read as
-//! zero, reused ones are cleared by `calloc`'s path).
+//! operations; trimming gives back as little as it can; `for_each_free_run` reports exactly
+//! the free runs; ZEROED is exact (flagged runs read as zero, reused ones are cleared by
+//! `calloc`'s path).
 
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -63,6 +64,14 @@ impl TestHeap {
     fn check(&self) -> HeapReport {
         // SAFETY: no other thread knows this heap.
         unsafe { check_locked(&self.ctx) }.unwrap_or_else(|e| panic!("heap invariants: {e}"))
+    }
+
+    fn free_runs(&self, min: u32) -> Vec<(usize, usize)> {
+        let mut v = Vec::new();
+        // SAFETY: lock held; the callback only pushes to a Vec of the test's (global) allocator.
+        self.locked(|c| unsafe { c.for_each_free_run(min, |pg, n| v.push((pg as usize, n as usize))) });
+        v.sort_unstable();
+        v
     }
 
     fn addr(&self, pg: u32) -> *mut u8 {
@@ -222,8 +231,31 @@ fn allocation_prefers_a_retained_run_of_similar_fit() {
     assert_eq!(h.alloc(1000, 1), Some((a, true)));
 }
 
+/// (c) `for_each_free_run` against the walk of the page map, at bin boundaries.
+#[test]
+fn for_each_free_run_reports_exactly_the_free_runs() {
+    let h = TestHeap::new();
+    // Runs of 1, 2, 128, 129 and 3000 pages, each followed by a used page.
+    let mut runs = Vec::new();
+    for n in [1u32, 2, 128, 129, 3000, 1, 128] {
+        let (pg, _) = h.alloc(n, 1).unwrap();
+        h.alloc(1, 1).unwrap();
+        runs.push(pg);
+    }
+    for pg in runs {
+        h.free(pg);
+    }
+    let rep = h.check();
+    assert_eq!(rep.free_runs.len(), 7);
+    for min in [0, 1, 2, 3, 127, 128, 129, 130, 2999, 3000, 3001] {
+        let want: Vec<(usize, usize)> =
+            rep.free_runs.iter().filter(|r| r.1 >= min.max(1) as usize).map(|r| (r.0, r.1)).collect();
+        assert_eq!(h.free_runs(min), want, "min_pages {min}");
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
-// (b) Random operations: invariants, the retained bound, ZEROED.
+// (b) Random operations: invariants, the retained bound, `for_each_free_run`, ZEROED.
 
 #[derive(Clone, Debug)]
 enum Op {
@@ -325,6 +357,8 @@ fn run_ops(ops: &[Op]) -> Result<(), TestCaseError> {
         let rep = unsafe_check(&h).map_err(|e| TestCaseError::fail(format!("after step {step} ({op:?}): {e}")))?;
         prop_assert!(rep.retained_pages <= rep.retain_limit);
         prop_assert_eq!(rep.large_pages, live.iter().map(|r| r.1 as usize).sum::<usize>());
+        let want: Vec<(usize, usize)> = rep.free_runs.iter().map(|r| (r.0, r.1)).collect();
+        prop_assert_eq!(h.free_runs(1), want, "step {}: for_each_free_run disagrees with the page map", step);
         // `kept` bounds the pages that may be resident: pages still holding the test's byte
         // certainly are (a page given back reads as zero). A ZEROED run has none.
         for &(s, n, kept) in &rep.free_runs {
