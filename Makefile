@@ -43,6 +43,7 @@ demo:
 bench:
 	$(CARGO) build --release -p crthreads-benches
 	$(TARGET_DIR)/release/malloc
+	$(TARGET_DIR)/release/large
 	$(MAKE) lib
 	$(TARGET_DIR)/release/cmalloc
 	$(TARGET_DIR)/release/track

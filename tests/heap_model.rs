@@ -1,8 +1,9 @@
 //! Model test of the persistent heap's allocator (`crthreads::heap`).
 //!
-//! Random sequences of `alloc`/`realloc`/`free` (tiny, small, large and power-of-two sizes;
-//! power-of-two alignments from 1 byte to 2 MiB; zeroed and plain) run against a reference
-//! model, in two modes:
+//! Random sequences of `alloc`/`realloc`/`free` (tiny, small, large, huge (5-25 MiB, which
+//! the page heap keeps resident for reuse when freed, within its bound) and power-of-two
+//! sizes; power-of-two alignments from 1 byte to 2 MiB; zeroed and plain) run against a
+//! reference model, in two modes:
 //!
 //! - **single-threaded**: one thread runs the whole sequence; after every step the heap's own
 //!   [`check_invariants`] walk must pass and its [`HeapReport`] must agree with the model;
@@ -118,6 +119,7 @@ fn size() -> impl Strategy<Value = usize> {
         30 => 0usize..64,
         35 => 64usize..=SMALL_MAX,
         8 => SMALL_MAX + 1..=(4 << 20),
+        3 => (5usize << 20)..=(25 << 20),
         12 => (0u32..=22).prop_map(|k| 1usize << k),
         5 => prop::sample::select(vec![PAGE - 1, PAGE + 1, 2 * PAGE + 1, SMALL_MAX - 1, SMALL_MAX + 1, (1 << 20) + 1]),
     ]
@@ -653,4 +655,49 @@ fn threaded(rounds: Vec<Round>) -> Result<(), TestCaseError> {
 #[test]
 fn multi_threaded_model() {
     run_property(config(128, "threads"), rounds(), threaded);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Large blocks are reused resident.
+
+/// Resident pages of `addr..addr+len` (`mincore`).
+fn resident_pages(addr: usize, len: usize) -> usize {
+    let mut v = vec![0u8; len.div_ceil(PAGE)];
+    // SAFETY: mincore writes one byte per page of the range into `v`, which is long enough.
+    let r = unsafe { libc::mincore(addr as *mut libc::c_void, len, v.as_mut_ptr()) };
+    assert_eq!(r, 0, "mincore: {}", std::io::Error::last_os_error());
+    v.iter().filter(|&&b| b & 1 != 0).count()
+}
+
+/// Through `malloc`/`free`/`calloc`: a freed 16 MiB block keeps its pages (it used to be given
+/// back to the OS on every free), and `calloc` hands out zeros even when it reuses such a run.
+/// A live, untouched ballast block raises the heap's retain limit (twice the memory in use)
+/// above anything this region can hold, so that whatever earlier tests left retained, nothing
+/// is given back here.
+#[test]
+fn freed_large_blocks_stay_resident_and_calloc_clears_them() {
+    let _g = heap_for_test();
+    let ballast = heap::malloc(CAPACITY / 2);
+    assert!(!ballast.is_null());
+    let size = 16 << 20;
+    for round in 0..4u8 {
+        let p = heap::malloc(size);
+        assert!(!p.is_null());
+        // SAFETY: `p` is a live block of `size` bytes.
+        unsafe { std::ptr::write_bytes(p, 0x5A ^ round, size) };
+        // SAFETY: `p` is live and forgotten here.
+        unsafe { heap::free(p) };
+        assert_eq!(resident_pages(p as usize, size), size / PAGE, "round {round}: a freed block was given back");
+        let rep = check_invariants().expect("invariants");
+        assert!(rep.retained_pages >= size / PAGE && rep.retained_pages <= rep.retain_limit, "{rep:?}");
+        let q = heap::alloc(size, 16, true);
+        assert!(!q.is_null());
+        // SAFETY: `q` is a live block of `size` bytes.
+        let bytes = unsafe { std::slice::from_raw_parts(q, size) };
+        assert!(bytes.iter().all(|&b| b == 0), "round {round}: calloc returned non-zero bytes");
+        // SAFETY: `q` is live and forgotten here.
+        unsafe { heap::free(q) };
+    }
+    // SAFETY: the ballast is live and forgotten here.
+    unsafe { heap::free(ballast) };
 }

@@ -3,7 +3,8 @@
 //! A *work* child (this binary, role `work`) initialises crthreads in a checkpoint directory,
 //! takes a persistent root holding a buffer of P pages (a `Vec<u8>` in the persistent heap) and
 //! a few *blobs* (zeroed `Vec<u8>`s of 1 byte to 2 MiB, allocated and freed as it goes, so the
-//! heap's live extent grows and shrinks and freed large blocks go back to the OS), and then, for
+//! heap's live extent grows and shrinks and freed large blocks go back to the OS when the heap
+//! keeps more free memory than its limit), and then, for
 //! each checkpoint number k after the one it restored, applies *segment k* and takes checkpoint
 //! k. A segment is a list of page writes, `read()`/`pread()`s from a data file straight into
 //! the buffer, and blob allocations, writes and frees, derived from (seed, k) alone, so the
@@ -94,7 +95,8 @@ enum SegOp {
     Read { off: usize, len: usize, foff: u64, pread: bool },
     /// Allocates a zeroed blob of `len` bytes (dropping the oldest if there are [`MAX_BLOBS`]),
     /// checks that it reads as zero, and writes its first 4 KiB. Blobs make the heap's live
-    /// extent grow and shrink, and large ones are given back to the OS when freed.
+    /// extent grow and shrink, and freed ones are given back to the OS when the heap keeps more
+    /// free memory than its limit.
     Blob { len: usize, val: u8, step: u8 },
     /// Frees blob `pick % count`, if any.
     DropBlob { pick: u64 },
@@ -1119,8 +1121,8 @@ fn failpoint_at_every_stage() {
 }
 
 /// A fixed case, under each tracker: checkpoint 7 of this seed has fewer live pages than
-/// checkpoint 6 (the page map's live part shrinks from 5 pages to 2), and checkpoint 8, taken
-/// after a restore of 7, has more again. The slot holding 6 still has old bytes in the pages 7
+/// checkpoint 6 (1515 against 1661: the heap's top came down by 145 pages, and the page map's
+/// live part by one page), and checkpoint 8, taken after a restore of 7, has more again (2014). The slot holding 6 still has old bytes in the pages 7
 /// no longer covers, which are zero in the restored memory: checkpoint 8, written into that
 /// slot, must bring them up to date, and its restore must give checkpoint 8 and the model's
 /// image. The case checks that the live pages still shrink and grow so (a change of the
@@ -1128,7 +1130,7 @@ fn failpoint_at_every_stage() {
 fn regrowth_after_a_restore() {
     for tracker in TRACKERS {
         let sc = Scenario {
-            seed: 11450501622910192043,
+            seed: 13679457532755275413,
             pages: 64,
             durability: Durability::Process,
             tracker,

@@ -15,6 +15,13 @@ pub struct HeapReport {
     pub top_pages: usize,
     /// Pages in free runs.
     pub free_pages: usize,
+    /// Free pages that may be resident (the sum of the free runs' `kept`).
+    pub retained_pages: usize,
+    /// The most pages the heap may retain at this point.
+    pub retain_limit: usize,
+    /// Free runs in address order: (first heap page, pages, pages that may be resident; 0
+    /// when flagged ZEROED).
+    pub free_runs: Vec<(usize, usize, usize)>,
     /// Pages in large allocations.
     pub large_pages: usize,
     /// Large allocations.
@@ -40,7 +47,11 @@ pub fn check_invariants() -> std::result::Result<HeapReport, String> {
     })
 }
 
-unsafe fn check_locked(ctx: &Ctx) -> std::result::Result<HeapReport, String> {
+/// [`check_invariants`] on `ctx`'s heap.
+///
+/// # Safety
+/// The caller holds every lock of that heap, or no other thread can reach it.
+pub(super) unsafe fn check_locked(ctx: &Ctx) -> std::result::Result<HeapReport, String> {
     use std::collections::HashSet;
     let mut rep = HeapReport { used: vec![0; NCLASSES], cached: vec![0; NCLASSES], ..Default::default() };
     // SAFETY: (whole fn) all locks are held; every page visited is below `top`.
@@ -82,6 +93,7 @@ unsafe fn check_locked(ctx: &Ctx) -> std::result::Result<HeapReport, String> {
         let mut pg = 0u32;
         let mut prev_free = false;
         let mut free_pages = 0usize;
+        let mut retained = 0usize;
         let mut spans_by_class = [0u32; NCLASSES];
         while pg < top {
             let e = *ctx.pe(pg);
@@ -105,6 +117,12 @@ unsafe fn check_locked(ctx: &Ctx) -> std::result::Result<HeapReport, String> {
                         }
                     }
                     free_pages += n as usize;
+                    let zeroed = e.flags & meta::flag::ZEROED != 0;
+                    if e.kept > n || zeroed != (e.kept == 0) {
+                        return Err(format!("page {pg}: free run keeps {} pages: {e:?}", e.kept));
+                    }
+                    retained += e.kept as usize;
+                    rep.free_runs.push((pg as usize, n as usize, e.kept as usize));
                     prev_free = true;
                 }
                 kind::LARGE_HEAD => {
@@ -175,6 +193,14 @@ unsafe fn check_locked(ctx: &Ctx) -> std::result::Result<HeapReport, String> {
             return Err(format!("free pages {free_pages} != counter {}", h.pages.free_pages));
         }
         rep.free_pages = free_pages;
+        if retained != h.pages.retained as usize {
+            return Err(format!("retained pages {retained} != counter {}", h.pages.retained));
+        }
+        rep.retained_pages = retained;
+        rep.retain_limit = ctx.retain_limit() as usize;
+        if retained > rep.retain_limit {
+            return Err(format!("{retained} free pages retained, more than the limit {}", rep.retain_limit));
+        }
         for c in 1..NCLASSES {
             if !partial[c].is_empty() {
                 return Err(format!("class {c}: partial list holds non-spans {:?}", partial[c]));

@@ -20,8 +20,8 @@ use crate::sys::PAGE;
 pub const NIL: u32 = u32::MAX;
 /// Identifies an initialised heap header.
 pub const HEAP_MAGIC: u64 = u64::from_le_bytes(*b"CRHEAP\0\x01");
-/// Version of this metadata layout.
-pub const HEAP_VERSION: u32 = 1;
+/// Version of this metadata layout (2: [`PageHeap::retained`], [`PageEntry::kept`]).
+pub const HEAP_VERSION: u32 = 2;
 /// Thread caches in the region; threads beyond this share the central lists.
 pub const MAX_CACHES: usize = 256;
 /// Caches per page.
@@ -83,7 +83,9 @@ pub struct PageEntry {
     pub used: u32,
     /// Small spans: index of the first object never handed out.
     pub bump: u32,
-    pub(crate) _pad: u32,
+    /// Free runs (head entry): how many of the run's pages may still be resident, at most
+    /// `npages`; 0 exactly when the run is flagged [`flag::ZEROED`].
+    pub kept: u32,
 }
 
 const _: () = assert!(core::mem::size_of::<PageEntry>() == 32);
@@ -99,6 +101,10 @@ pub struct PageHeap {
     pub limit: u32,
     /// Free pages in bins.
     pub free_pages: u32,
+    /// Free pages that may still be resident (the sum of the free runs' [`PageEntry::kept`]):
+    /// kept for reuse rather than given back to the OS, and bounded (see the page heap's
+    /// module docs).
+    pub retained: u32,
     /// List heads of free runs: `bins[n-1]` holds runs of `n` pages, the last bin longer ones.
     pub bins: [u32; EXACT_BINS + 1],
 }

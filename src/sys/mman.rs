@@ -101,6 +101,16 @@ pub(crate) unsafe fn discard(addr: usize, len: usize) -> Result<(), Errno> {
     cvt(unsafe { libc::madvise(addr as *mut _, len, libc::MADV_DONTNEED) } as libc::c_long).map(drop)
 }
 
+/// Which pages of `addr..addr+len` are resident (`mincore`): one byte per page into `out`,
+/// bit 0 set when resident. Fails with `ENOMEM` if part of the range is not mapped.
+#[cfg(test)]
+pub(crate) fn residency(addr: usize, len: usize, out: &mut [u8]) -> Result<(), Errno> {
+    assert!(addr % PAGE == 0 && out.len() >= len.div_ceil(PAGE));
+    // SAFETY: mincore writes one byte per page of the range into `out`, which is long enough;
+    // it does not touch the range itself.
+    cvt(unsafe { libc::mincore(addr as *mut _, len, out.as_mut_ptr()) } as libc::c_long).map(drop)
+}
+
 /// Asks the kernel not to back `addr..addr+len` with transparent huge pages (tracking is per
 /// 4 KiB page; a huge page would make one write dirty 2 MiB).
 pub(crate) fn no_huge_pages(addr: usize, len: usize) {
