@@ -4,7 +4,8 @@
 //!    calling program guarantees that its own threads are not writing the heap);
 //! 2. **scan**: find which pages of the live extents can hold data at all (pages that became
 //!    live since the last checkpoint and were never touched read as zero: their residency is
-//!    read from the page tables before the tracker arms them), ask the tracker for the pages
+//!    read from the page tables before the tracker arms them; the heap's free runs hold nothing
+//!    anybody may read), ask the tracker for the pages
 //!    written since the last checkpoint, add the pages the heap gave back to the OS, and add
 //!    both to each slot's pending set;
 //! 3. **copy/sync/commit**: the store writes the inactive slot's pending pages and commits,
@@ -92,6 +93,10 @@ impl Stats {
         )
     }
 }
+
+/// Free runs at least this long are recorded as holes (shorter ones cost more in split writes
+/// than they save).
+const FREE_RUN_MIN_PAGES: u32 = 4;
 
 /// The region's live pages, as store extents (empty ones left out).
 pub(crate) fn live_extents(layout: &RegionLayout) -> Vec<Extent> {
@@ -226,6 +231,9 @@ pub(crate) fn take(p: Parts<'_>) -> Result<Stats> {
     let result = (|| {
         // Residency first: arming new pages (userfaultfd) marks them in the page tables.
         newly_live(&extents, &scratch.last, |r| mark_untouched(scratch, layout.base, r));
+        // Free memory is nobody's: not stored, restored as zero (a free run's "zeroed" flag
+        // is only ever a promise that it reads as zero, which then holds too).
+        heap::for_each_free_run(layout, FREE_RUN_MIN_PAGES, |first, n| scratch.absent.insert_range(first, n));
         let pending = store.pending();
         let into = [pending[0], pending[1], &scratch.recent];
         let collected = tracker.collect(&extents, &into)?;

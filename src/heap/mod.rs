@@ -22,6 +22,7 @@
 mod cache;
 mod central;
 mod check;
+mod limit;
 pub(crate) mod meta;
 mod page_heap;
 pub(crate) mod size_class;
@@ -64,8 +65,8 @@ static G: Globals = Globals {
 #[derive(Clone, Copy)]
 pub(crate) struct Ctx {
     pub(crate) base: usize,
-    pagemap: usize,
-    heap_base: usize,
+    pub(crate) pagemap: usize,
+    pub(crate) heap_base: usize,
     heap_pages: usize,
 }
 
@@ -270,6 +271,18 @@ pub(crate) fn live_extents(l: &RegionLayout) -> [(usize, usize); 3] {
     // value avoid by holding `lock_all`.
     let top = unsafe { core::ptr::addr_of!((*ctx.hdr()).pages.top).read_volatile() };
     l.live_extents(top as usize)
+}
+
+/// Calls `f(first region page, pages)` for every free run of at least `min_pages` pages: their
+/// contents are nobody's, so a checkpoint need not store them. The caller holds [`lock_all`];
+/// `f` must not allocate.
+pub(crate) fn for_each_free_run(l: &RegionLayout, min_pages: u32, mut f: impl FnMut(usize, usize)) {
+    if ctx().is_none() {
+        return;
+    }
+    let c = Ctx::from_layout(l);
+    // SAFETY: the caller holds every heap lock, the page-heap lock among them.
+    unsafe { c.for_each_free_run(min_pages, |pg, n| f(l.heap_start + pg as usize, n as usize)) }
 }
 
 /// Takes every lock of the heap (central lists in class order, then the page heap), so that

@@ -274,17 +274,35 @@ impl Ctx {
                 None => (top, 0),
             };
             let end = start.checked_add(want)?;
-            if end > (*hdr).pages.limit {
+            if end > top && !self.raise_top(end) {
                 if start != top {
                     self.push_free(start, top - start, kept);
                 }
                 return None;
             }
-            if end > top {
-                crate::track::note_fresh(self.page_addr(top), (end - top) as usize * PAGE);
-            }
-            (*hdr).pages.top = end.max(top);
             Some((start, want, kept))
+        }
+    }
+
+    /// Moves `top` up to `new_top`, handing out never-touched pages: only within the heap area
+    /// and the process's address-space and data limits ([`super::limit`]). Returns whether it
+    /// did.
+    unsafe fn raise_top(&self, new_top: u32) -> bool {
+        // SAFETY: (whole fn) lock held.
+        unsafe {
+            let hdr = self.hdr();
+            let top = (*hdr).pages.top;
+            debug_assert!(new_top > top);
+            if new_top > (*hdr).pages.limit {
+                super::limit::report_full();
+                return false;
+            }
+            if !super::limit::may_grow(self, top, new_top) {
+                return false;
+            }
+            crate::track::note_fresh(self.page_addr(top), (new_top - top) as usize * PAGE);
+            (*hdr).pages.top = new_top;
+            true
         }
     }
 
@@ -490,12 +508,7 @@ impl Ctx {
             let right = pg + n;
             let top = (*hdr).pages.top;
             if right == top {
-                if right.checked_add(extra)? > (*hdr).pages.limit {
-                    return None;
-                }
-                crate::track::note_fresh(self.page_addr(right), extra as usize * PAGE);
-                (*hdr).pages.top = right + extra;
-                return Some(true);
+                return self.raise_top(right.checked_add(extra)?).then_some(true);
             }
             if (*self.pe(right)).kind != kind::FREE_HEAD {
                 return None;
@@ -503,10 +516,8 @@ impl Ctx {
             let len = (*self.pe(right)).npages;
             if len < extra {
                 // The free run might end at `top`, and `top` can grow.
-                if right + len == top && top.checked_add(extra - len)? <= (*hdr).pages.limit {
+                if right + len == top && self.raise_top(right.checked_add(extra)?) {
                     let (_, kept) = self.unlink_free(right);
-                    crate::track::note_fresh(self.page_addr(top), (right + extra - top) as usize * PAGE);
-                    (*hdr).pages.top = right + extra;
                     return Some(kept == 0);
                 }
                 return None;
@@ -537,7 +548,6 @@ impl Ctx {
     ///
     /// # Safety
     /// The caller holds the page-heap lock (for the whole walk).
-    #[cfg_attr(not(test), allow(dead_code))] // The checkpoint's free-page filter is its caller.
     pub(crate) unsafe fn for_each_free_run(&self, min_pages: u32, mut f: impl FnMut(u32, u32)) {
         let min = min_pages.max(1);
         // SAFETY: (whole fn) lock held; bin lists only hold heads of free runs.

@@ -249,6 +249,26 @@ pub(crate) fn read_small_file(path: &Path) -> Result<Vec<u8>, Errno> {
     }
 }
 
+/// Reads the start of a small file (such as one under `/proc`) into `buf` with raw system
+/// calls and no allocation. Returns the bytes read.
+pub(crate) fn read_into_stack(path: &CStr, buf: &mut [u8]) -> Result<usize, Errno> {
+    // SAFETY: `path` is NUL-terminated.
+    let fd = retry(|| cvt(unsafe { libc::syscall(libc::SYS_open, path.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC) }))?;
+    let fd = owned(fd);
+    let mut done = 0;
+    while done < buf.len() {
+        let n = retry(|| {
+            // SAFETY: the unfilled tail of `buf` is writable; `fd` is open.
+            cvt(unsafe { libc::syscall(libc::SYS_read, fd.as_raw_fd(), buf[done..].as_mut_ptr(), buf.len() - done) })
+        })?;
+        if n == 0 {
+            break;
+        }
+        done += n as usize;
+    }
+    Ok(done)
+}
+
 /// Reads into a byte slice; see [`pread_full`].
 pub(crate) fn pread_into(fd: BorrowedFd<'_>, buf: &mut [u8], offset: u64) -> Result<usize, Errno> {
     // SAFETY: `buf` is a unique, writable slice.

@@ -240,18 +240,19 @@ pub(crate) fn soft_limit(resource: libc::__rlimit_resource_t) -> Option<u64> {
 }
 
 /// This process's address space and data segment in bytes (`VmSize`, `VmData`), as the
-/// kernel counts them against `RLIMIT_AS` and `RLIMIT_DATA`.
+/// kernel counts them against `RLIMIT_AS` and `RLIMIT_DATA`. Allocation-free (the heap calls it
+/// with its locks held): `/proc/self/status` is read into a buffer on the stack.
 pub(crate) fn vm_usage() -> (u64, u64) {
-    let raw = super::fs::read_small_file(std::path::Path::new("/proc/self/status")).unwrap_or_default();
-    let text = String::from_utf8_lossy(&raw);
-    let field = |name: &str| -> u64 {
-        text.lines()
-            .find_map(|l| l.strip_prefix(name))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-            .unwrap_or(0)
-            * 1024
+    let mut buf = [0u8; 4096];
+    let n = super::fs::read_into_stack(c"/proc/self/status", &mut buf).unwrap_or(0);
+    let text = &buf[..n];
+    let field = |name: &[u8]| -> u64 {
+        let Some(at) = text.windows(name.len()).position(|w| w == name) else { return 0 };
+        let digits =
+            text[at + name.len()..].iter().skip_while(|b| b.is_ascii_whitespace()).take_while(|b| b.is_ascii_digit());
+        digits.fold(0u64, |v, &d| v.saturating_mul(10).saturating_add(u64::from(d - b'0'))) * 1024
     };
-    (field("VmSize:"), field("VmData:"))
+    (field(b"VmSize:"), field(b"VmData:"))
 }
 
 /// Sets an environment variable of this process.
