@@ -99,18 +99,27 @@ unsafe fn prepare_ioctl(req: c_ulong, arg: usize) {
 /// The C contract of `ioctl`.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn ioctl(fd: c_int, req: c_ulong, arg: usize) -> c_int {
-    if active() {
-        // SAFETY: the caller's argument, valid for its request.
-        unsafe { prepare_ioctl(req, arg) };
-    }
+    type F = unsafe extern "C" fn(c_int, c_ulong, ...) -> c_int;
     static REAL: Real = Real::new(c"ioctl");
-    match REAL.get() {
-        // SAFETY: libc's ioctl, variadic after the request.
-        Some(f) => unsafe {
-            core::mem::transmute::<*mut c_void, unsafe extern "C" fn(c_int, c_ulong, ...) -> c_int>(f)(fd, req, arg)
-        },
-        // SAFETY: the system call ioctl makes.
-        None => unsafe { sys!(libc::SYS_ioctl, fd, req, arg) as c_int },
+    #[cold]
+    #[inline(never)]
+    unsafe extern "C" fn slow(fd: c_int, req: c_ulong, arg: usize) -> c_int {
+        if active() {
+            // SAFETY: the caller's argument, valid for its request.
+            unsafe { prepare_ioctl(req, arg) };
+        }
+        match REAL.get() {
+            // SAFETY: libc's ioctl, variadic after the request.
+            Some(f) => unsafe { core::mem::transmute::<*mut c_void, F>(f)(fd, req, arg) },
+            // SAFETY: the system call ioctl makes.
+            None => unsafe { sys!(libc::SYS_ioctl, fd, req, arg) as c_int },
+        }
+    }
+    match REAL.found() {
+        // SAFETY: libc's ioctl; nothing to prepare without the tracker.
+        Some(f) if !active() => unsafe { core::mem::transmute::<*mut c_void, F>(f)(fd, req, arg) },
+        // SAFETY: forwarded.
+        _ => unsafe { slow(fd, req, arg) },
     }
 }
 
@@ -134,17 +143,26 @@ macro_rules! fcntl_like {
         /// The C contract of `fcntl`.
         #[unsafe(no_mangle)]
         pub unsafe extern "C" fn $name(fd: c_int, cmd: c_int, arg: usize) -> c_int {
-            if active() {
-                prepare_fcntl(cmd, arg);
-            }
+            type F = unsafe extern "C" fn(c_int, c_int, ...) -> c_int;
             static REAL: Real = Real::new(super::c_name!($name));
-            match REAL.get() {
-                // SAFETY: libc's fcntl, variadic after the command.
-                Some(f) => unsafe {
-                    core::mem::transmute::<*mut c_void, unsafe extern "C" fn(c_int, c_int, ...) -> c_int>(f)(fd, cmd, arg)
-                },
-                // SAFETY: the system call fcntl makes (on x86-64 `fcntl` is 64-bit already).
-                None => unsafe { sys!(libc::SYS_fcntl, fd, cmd, arg) as c_int },
+            #[cold]
+            #[inline(never)]
+            unsafe extern "C" fn slow(fd: c_int, cmd: c_int, arg: usize) -> c_int {
+                if active() {
+                    prepare_fcntl(cmd, arg);
+                }
+                match REAL.get() {
+                    // SAFETY: libc's fcntl, variadic after the command.
+                    Some(f) => unsafe { core::mem::transmute::<*mut c_void, F>(f)(fd, cmd, arg) },
+                    // SAFETY: the system call fcntl makes (on x86-64 `fcntl` is 64-bit already).
+                    None => unsafe { sys!(libc::SYS_fcntl, fd, cmd, arg) as c_int },
+                }
+            }
+            match REAL.found() {
+                // SAFETY: libc's fcntl; nothing to prepare without the tracker.
+                Some(f) if !active() => unsafe { core::mem::transmute::<*mut c_void, F>(f)(fd, cmd, arg) },
+                // SAFETY: forwarded.
+                _ => unsafe { slow(fd, cmd, arg) },
             }
         }
     };

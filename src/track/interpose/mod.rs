@@ -91,6 +91,13 @@ impl Real {
         Real { slot: AtomicPtr::new(core::ptr::null_mut()), name }
     }
 
+    /// The function's address if it was found already. One relaxed load.
+    #[inline(always)]
+    pub fn found(&self) -> Option<*mut c_void> {
+        let p = self.slot.load(Ordering::Relaxed);
+        (!p.is_null() && p != MISSING).then_some(p)
+    }
+
     /// The function's address, or `None` when there is no next definition (a static
     /// executable). One relaxed load once found.
     #[inline(always)]
@@ -157,24 +164,42 @@ macro_rules! interpose {
         #[unsafe(no_mangle)]
         #[allow(unused_unsafe)]
         pub unsafe extern "C" fn $name($($arg: $ty),*) $(-> $ret)? {
-            if $crate::track::mprotect::active() {
-                // SAFETY: the caller's arguments, valid as the function's C contract requires;
-                // preparing reads them and opens region pages, nothing else.
-                unsafe { $prep }
-            }
-            $($($rw)*)?
             static REAL: $crate::track::interpose::Real =
                 $crate::track::interpose::Real::new($crate::track::interpose::c_name!($name));
-            match REAL.get() {
-                // SAFETY: the next definition of this very function, of this C signature.
-                Some(f) => unsafe {
-                    core::mem::transmute::<*mut core::ffi::c_void, unsafe extern "C" fn($($ty),*) $(-> $ret)?>(f)(
-                        $($arg),*
-                    )
+            type F = unsafe extern "C" fn($($ty),*) $(-> $ret)?;
+
+            /// Everything but the plain forward: opening the out-parameters, the rewrites, the
+            /// first lookup and the fallback. Out of line, so that the fast path is a tail call.
+            ///
+            /// # Safety
+            /// The C contract of the wrapped function.
+            #[cold]
+            #[inline(never)]
+            #[allow(unused_variables, unused_unsafe, clippy::too_many_arguments)]
+            unsafe extern "C" fn slow($($arg: $ty),*) $(-> $ret)? {
+                if $crate::track::mprotect::active() {
+                    // SAFETY: the caller's arguments, valid as the function's C contract
+                    // requires; preparing reads them and opens region pages, nothing else.
+                    unsafe { $prep }
+                }
+                $($($rw)*)?
+                match REAL.get() {
+                    // SAFETY: the next definition of this very function, of this C signature.
+                    Some(f) => unsafe { core::mem::transmute::<*mut core::ffi::c_void, F>(f)($($arg),*) },
+                    // SAFETY: the fallback makes the function's system call with the caller's
+                    // arguments (or stops the program).
+                    None => unsafe { $fb },
+                }
+            }
+
+            match REAL.found() {
+                // SAFETY: the next definition of this very function, of this C signature; without
+                // the tracker there is nothing to prepare or rewrite.
+                Some(f) if !$crate::track::mprotect::active() => unsafe {
+                    core::mem::transmute::<*mut core::ffi::c_void, F>(f)($($arg),*)
                 },
-                // SAFETY: the fallback makes the function's system call with the caller's
-                // arguments (or stops the program).
-                None => unsafe { $fb },
+                // SAFETY: forwarded with the caller's arguments.
+                _ => unsafe { slow($($arg),*) },
             }
         }
     )*};
