@@ -16,6 +16,13 @@
 //!   `SIG_IGN`, or after the handler was replaced by `SIG_DFL`, it dies of SIGSEGV, after
 //!   its heap writes worked; `kill(getpid(), SIGSEGV)` with no handler kills it too.
 //!
+//! - `static_executable`: `tests/c/static_exe.c`, linked with `-static` (libc and
+//!   `libcrthreads.a`), run with `CRTHREADS_AUTO=0`: the interposed functions that are a
+//!   system call fall back to it (read, stat, getcwd, pipe, waitpid, sigaction, ...), and
+//!   `fread`, which is not, stops the program with a message naming it and asking for a
+//!   dynamically linked program. Skipped, with a message, where the system cannot link
+//!   statically.
+//!
 //! Every run gets a fresh temporary `CRTHREADS_DIR`. The library is not built here: `make lib`
 //! builds it first (see `common/mod.rs`).
 
@@ -23,6 +30,8 @@ mod common;
 
 use common::{Done, Link, Program, s};
 use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
 /// A run longer than this is killed and reported as hung.
@@ -112,4 +121,62 @@ suite! {
     segv_ignore => segv_dies("ignore");
     segv_restored => segv_dies("restored");
     segv_kill => segv_dies("kill");
+}
+
+/// The directory holding `libcrthreads.a` (as `common` finds it).
+fn lib_dir() -> PathBuf {
+    if let Some(d) = std::env::var_os("CRTHREADS_LIB_DIR") {
+        return PathBuf::from(d);
+    }
+    let exe = std::env::current_exe().unwrap();
+    exe.parent().and_then(Path::parent).and_then(Path::parent).expect("<target dir>/<profile>/deps").join("release")
+}
+
+#[test]
+fn static_executable() {
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let dir = std::env::temp_dir().join(format!("crthreads-mprotect_c-static-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let exe = dir.join("static_exe");
+    let archive = lib_dir().join("libcrthreads.a");
+    assert!(archive.is_file(), "{} is missing: run `make lib` first", archive.display());
+    let cc = std::env::var_os("CC").unwrap_or_else(|| "cc".into());
+    let build = Command::new(&cc)
+        .current_dir(manifest.join("tests/c"))
+        .args(["-std=c11", "-O2", "-g", "-fno-builtin", "-Wall", "-Wextra", "-pthread", "-static", "-I"])
+        .arg(manifest.join("include"))
+        .arg("static_exe.c")
+        .arg("-o")
+        .arg(&exe)
+        .arg(&archive)
+        .args(["-lpthread", "-ldl", "-lm", "-lrt", "-lutil"])
+        .output()
+        .unwrap();
+    if !build.status.success() {
+        eprintln!(
+            "note: this system cannot link a static C program with libcrthreads.a; not checked:\n{}",
+            String::from_utf8_lossy(&build.stderr)
+        );
+        return;
+    }
+    let data = dir.join("data");
+    std::fs::write(&data, "hello world").unwrap();
+    let run = |mode: &str| -> Output {
+        let mut c = Command::new(&exe);
+        for (k, _) in std::env::vars_os() {
+            if k.to_string_lossy().starts_with("CRTHREADS_") || k == "LD_PRELOAD" {
+                c.env_remove(k);
+            }
+        }
+        c.args([mode, s(&data)]).env("CRTHREADS_AUTO", "0").current_dir(&dir).stdin(Stdio::null());
+        c.output().unwrap()
+    };
+    let calls = run("calls");
+    let (out, err) = (String::from_utf8_lossy(&calls.stdout), String::from_utf8_lossy(&calls.stderr));
+    assert!(calls.status.success() && out.contains("done"), "static_exe calls: {:?}\n{err}{out}", calls.status);
+    let fread = run("fread");
+    let err = String::from_utf8_lossy(&fread.stderr);
+    assert_eq!(fread.status.signal(), Some(libc::SIGABRT), "static_exe fread: {:?}\n{err}", fread.status);
+    assert!(err.contains("fread()") && err.contains("dynamically linked"), "static_exe fread: {err}");
+    let _ = std::fs::remove_dir_all(&dir);
 }
