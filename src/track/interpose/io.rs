@@ -1,10 +1,16 @@
 //! Reading into memory: the read family (with glibc's `_FORTIFY_SOURCE` `_chk` variants, which
 //! call the system call themselves), pipes, randomness, message queues, the offsets that
-//! `splice`, `sendfile` and `copy_file_range` write back, and `process_vm_readv`.
+//! `splice`, `sendfile` and `copy_file_range` write back, `process_vm_readv`, and stdio.
+//!
+//! stdio: glibc reads large `fread` requests straight into the destination, and fills a
+//! stream's buffer (possibly allocated just now, or given with `setvbuf`) with an internal
+//! `read`. The buffers of open streams are also kept open at every re-arm
+//! (`mprotect::collect`); the stdio wrappers cover the calls in between. They have no system
+//! call to fall back to: in a static executable they stop the program.
 
 use core::ffi::{c_char, c_int, c_long, c_uint, c_void};
 
-use super::{bytes, interpose, iov, out, out_n, sys};
+use super::{bytes, interpose, iov, no_fallback, out, out_n, sys};
 
 /// glibc's message for a `_chk` function called with a buffer shorter than the request.
 fn overflow() -> ! {
@@ -258,5 +264,66 @@ interpose! {
     ) -> isize {
         prepare { iov(local, nlocal as usize) }
         fallback { sys!(libc::SYS_process_vm_readv, pid, local, nlocal, remote, nremote, flags) as isize }
+    }
+}
+
+/// Opens the destination of an `fread` and the stream's buffer.
+///
+/// # Safety
+/// `fp` is null or an open stream.
+unsafe fn prepare_stream(ptr: *mut c_void, len: usize, fp: *mut c_void) {
+    bytes(ptr, len);
+    if !fp.is_null() {
+        // SAFETY: `fp` is the caller's open stream.
+        if let Some((s, e)) = unsafe { crate::sys::stdio::buffer(fp) } {
+            super::prepare_kernel_write(s, e - s);
+        }
+    }
+}
+
+/// `BUFSIZ`: the size of a buffer given with `setbuf`.
+const BUFSIZ: usize = 8192;
+
+interpose! {
+    /// `fread(3)`.
+    fn fread(ptr: *mut c_void, size: usize, n: usize, fp: *mut c_void) -> usize {
+        prepare { prepare_stream(ptr, size.saturating_mul(n), fp) }
+        fallback { no_fallback!(fread) }
+    }
+
+    /// `fread_unlocked(3)`.
+    fn fread_unlocked(ptr: *mut c_void, size: usize, n: usize, fp: *mut c_void) -> usize {
+        prepare { prepare_stream(ptr, size.saturating_mul(n), fp) }
+        fallback { no_fallback!(fread_unlocked) }
+    }
+
+    /// `__fread_chk` (`_FORTIFY_SOURCE`).
+    fn __fread_chk(ptr: *mut c_void, ptrlen: usize, size: usize, n: usize, fp: *mut c_void) -> usize {
+        prepare { prepare_stream(ptr, size.saturating_mul(n).min(ptrlen), fp) }
+        fallback { no_fallback!(__fread_chk) }
+    }
+
+    /// `__fread_unlocked_chk` (`_FORTIFY_SOURCE`).
+    fn __fread_unlocked_chk(ptr: *mut c_void, ptrlen: usize, size: usize, n: usize, fp: *mut c_void) -> usize {
+        prepare { prepare_stream(ptr, size.saturating_mul(n).min(ptrlen), fp) }
+        fallback { no_fallback!(__fread_unlocked_chk) }
+    }
+
+    /// `setvbuf(3)`: a buffer the program gives a stream is filled by libc's internal `read`.
+    fn setvbuf(fp: *mut c_void, buf: *mut c_char, mode: c_int, size: usize) -> c_int {
+        prepare { bytes(buf, size) }
+        fallback { no_fallback!(setvbuf) }
+    }
+
+    /// `setbuffer(3)`.
+    fn setbuffer(fp: *mut c_void, buf: *mut c_char, size: usize) {
+        prepare { bytes(buf, size) }
+        fallback { no_fallback!(setbuffer) }
+    }
+
+    /// `setbuf(3)`: a buffer of `BUFSIZ` bytes.
+    fn setbuf(fp: *mut c_void, buf: *mut c_char) {
+        prepare { bytes(buf, BUFSIZ) }
+        fallback { no_fallback!(setbuf) }
     }
 }

@@ -10,21 +10,23 @@
 //! | file         | functions                                                                    |
 //! |--------------|------------------------------------------------------------------------------|
 //! | `io.rs`      | read family (and `_chk`), pipes, randomness, SysV and POSIX message queues,  |
-//! |              | `splice`/`sendfile`/`copy_file_range` offsets, `process_vm_readv`            |
-//! | `poll.rs`    | `poll`, `ppoll`, `select`, `pselect`, `epoll_wait` family                    |
+//! |              | `splice`/`sendfile`/`copy_file_range` offsets, `process_vm_readv`; stdio     |
+//! |              | (`fread`, the `setvbuf` family: buffers libc fills with its internal `read`) |
+//! | `sockets.rs` | `recv` family, `recvmmsg`, `accept`, socket names and options, `socketpair`; |
+//! |              | `poll`, `ppoll`, `select`, `pselect`, the `epoll_wait` family                |
 //! | `ctl.rs`     | `ioctl` (size from the request number, or a table), `fcntl`, `prctl`, ttys   |
 //! | `fs.rs`      | stat family, `statx`, `statfs`/`statvfs`, `getcwd`, `readlink`, xattrs,      |
 //! |              | directory streams and `getdents64`                                           |
-//! | `proc.rs`    | `wait` family, `uname`, `sysinfo`, `times`, rusage, limits, ids, affinity    |
-//! | `time.rs`    | clocks, sleeps (remaining time), interval timers, `adjtimex`                 |
+//! | `proc.rs`    | `wait` family, `uname`, `sysinfo`, `times`, rusage, limits, ids, affinity;   |
+//! |              | clocks, sleeps (remaining time), interval and POSIX timers, `adjtimex`       |
 //! | `signals.rs` | `sigaction` and every libc call that installs a handler; masks; `sigwait*`   |
-//! | `sockets.rs` | `recv` family, `recvmmsg`, `accept`, socket names and options, `socketpair`  |
-//! | `stdio.rs`   | `fread`, `setvbuf` family (buffers libc fills with its internal `read`)      |
 //!
 //! ## Rules every wrapper follows
 //!
-//! - Without the mprotect tracker, a wrapper costs one relaxed load (`mprotect::active`) and the
-//!   call through a cached function pointer ([`Real`]); nothing else runs.
+//! - Without the mprotect tracker, a wrapper loads its cached next definition ([`Real`]) and
+//!   the tracker's flag (`mprotect::active`, a relaxed load) and jumps to the definition: a
+//!   tail call, no register saved. Everything else (preparing, the first lookup, fallbacks)
+//!   is in an out-of-line cold function.
 //! - With it, the out-parameters are opened before the call. Opening reads the caller's
 //!   descriptors (lengths, `iovec` arrays, `msghdr`s) the way the kernel will, so an invalid
 //!   descriptor pointer faults in the wrapper where the kernel would have returned EFAULT.
@@ -39,6 +41,9 @@
 //! - Variadic functions (`ioctl`, `fcntl`, `prctl`) are defined with their fixed arguments
 //!   plus the variadic ones as plain integer arguments: on x86-64 the variadic ones travel in
 //!   the same registers. They are forwarded through a variadic function pointer.
+//! - The exports are unversioned, so they also take calls bound to a versioned libc symbol
+//!   (`stat@GLIBC_2.33`, `__xstat@GLIBC_2.2.5` from binaries built before glibc 2.33), and on
+//!   x86-64 the `64` names are the same functions as the plain ones.
 //!
 //! ## Not covered (the program must keep such memory out of write-protected pages, or use
 //! another tracker)
@@ -56,20 +61,21 @@
 //! - Futex words the kernel writes (priority-inheritance and robust mutexes), `semctl`
 //!   (variadic `semun` with arrays), `ptrace`, and the obsolete `sigvec`, `sigstack`,
 //!   `__sigpause`.
-//! - The sleep-aware race with checkpoints: a thread blocked in a wrapped call (a `read` on a
-//!   pipe) while another thread's checkpoint re-protects its buffer gets EFAULT when data
-//!   arrives; checkpoints must not re-arm the pages of a call in progress.
+//! - A call in progress across a checkpoint: a thread blocked in a wrapped call (a `read` on a
+//!   pipe) while another thread's checkpoint re-protects its buffer gets EFAULT when the kernel
+//!   finally writes. Nothing prevents that today when another thread checkpoints; a checkpoint
+//!   that stops threads only at safepoints outside libc would.
+//! - Memory the kernel writes without a system call of the program's: signal frames on a stack
+//!   that lives in the region (persistent threads' stacks must stay writable), the robust-list
+//!   and `CLONE_CHILD_CLEARTID` words.
 #![allow(unsafe_code)] // FFI exports.
 
 pub mod ctl;
 pub mod fs;
 pub mod io;
-pub mod poll;
 pub mod proc;
 pub mod signals;
 pub mod sockets;
-pub mod stdio;
-pub mod time;
 
 use core::ffi::{CStr, c_int, c_void};
 use core::sync::atomic::{AtomicPtr, Ordering};
