@@ -271,11 +271,11 @@ interpose! {
 ///
 /// # Safety
 /// `fp` is null or an open stream.
-unsafe fn prepare_stream(ptr: *mut c_void, len: usize, fp: *mut c_void) {
+unsafe fn prepare_stream(ptr: *mut c_void, len: usize, fp: *mut libc::FILE) {
     bytes(ptr, len);
     if !fp.is_null() {
         // SAFETY: `fp` is the caller's open stream.
-        if let Some((s, e)) = unsafe { crate::sys::stdio::buffer(fp) } {
+        if let Some((s, e)) = unsafe { crate::sys::stdio::buffer(fp.cast()) } {
             super::prepare_kernel_write(s, e - s);
         }
     }
@@ -286,43 +286,43 @@ const BUFSIZ: usize = 8192;
 
 interpose! {
     /// `fread(3)`.
-    fn fread(ptr: *mut c_void, size: usize, n: usize, fp: *mut c_void) -> usize {
+    fn fread(ptr: *mut c_void, size: usize, n: usize, fp: *mut libc::FILE) -> usize {
         prepare { prepare_stream(ptr, size.saturating_mul(n), fp) }
         fallback { no_fallback!(fread) }
     }
 
     /// `fread_unlocked(3)`.
-    fn fread_unlocked(ptr: *mut c_void, size: usize, n: usize, fp: *mut c_void) -> usize {
+    fn fread_unlocked(ptr: *mut c_void, size: usize, n: usize, fp: *mut libc::FILE) -> usize {
         prepare { prepare_stream(ptr, size.saturating_mul(n), fp) }
         fallback { no_fallback!(fread_unlocked) }
     }
 
     /// `__fread_chk` (`_FORTIFY_SOURCE`).
-    fn __fread_chk(ptr: *mut c_void, ptrlen: usize, size: usize, n: usize, fp: *mut c_void) -> usize {
+    fn __fread_chk(ptr: *mut c_void, ptrlen: usize, size: usize, n: usize, fp: *mut libc::FILE) -> usize {
         prepare { prepare_stream(ptr, size.saturating_mul(n).min(ptrlen), fp) }
         fallback { no_fallback!(__fread_chk) }
     }
 
     /// `__fread_unlocked_chk` (`_FORTIFY_SOURCE`).
-    fn __fread_unlocked_chk(ptr: *mut c_void, ptrlen: usize, size: usize, n: usize, fp: *mut c_void) -> usize {
+    fn __fread_unlocked_chk(ptr: *mut c_void, ptrlen: usize, size: usize, n: usize, fp: *mut libc::FILE) -> usize {
         prepare { prepare_stream(ptr, size.saturating_mul(n).min(ptrlen), fp) }
         fallback { no_fallback!(__fread_unlocked_chk) }
     }
 
     /// `setvbuf(3)`: a buffer the program gives a stream is filled by libc's internal `read`.
-    fn setvbuf(fp: *mut c_void, buf: *mut c_char, mode: c_int, size: usize) -> c_int {
+    fn setvbuf(fp: *mut libc::FILE, buf: *mut c_char, mode: c_int, size: usize) -> c_int {
         prepare { bytes(buf, size) }
         fallback { no_fallback!(setvbuf) }
     }
 
     /// `setbuffer(3)`.
-    fn setbuffer(fp: *mut c_void, buf: *mut c_char, size: usize) {
+    fn setbuffer(fp: *mut libc::FILE, buf: *mut c_char, size: usize) {
         prepare { bytes(buf, size) }
         fallback { no_fallback!(setbuffer) }
     }
 
     /// `setbuf(3)`: a buffer of `BUFSIZ` bytes.
-    fn setbuf(fp: *mut c_void, buf: *mut c_char) {
+    fn setbuf(fp: *mut libc::FILE, buf: *mut c_char) {
         prepare { bytes(buf, BUFSIZ) }
         fallback { no_fallback!(setbuf) }
     }

@@ -70,6 +70,7 @@
 //!   and `CLONE_CHILD_CLEARTID` words.
 #![allow(unsafe_code)] // FFI exports.
 
+mod check;
 pub mod ctl;
 pub mod fs;
 pub mod io;

@@ -9,7 +9,7 @@
 //! with EFAULT on a protected page: they are opened in every case. The sleeps write the
 //! remaining time only when a signal interrupts them.
 
-use core::ffi::{c_char, c_int, c_uchar, c_uint, c_void};
+use core::ffi::{c_char, c_int, c_uchar, c_uint};
 
 use super::{bytes, interpose, no_fallback, out, out_n, sys};
 
@@ -78,25 +78,25 @@ interpose! {
     }
 
     /// `getrlimit(2)`.
-    fn getrlimit(resource: c_int, rlim: *mut libc::rlimit) -> c_int {
+    fn getrlimit(resource: libc::__rlimit_resource_t, rlim: *mut libc::rlimit) -> c_int {
         prepare { out(rlim) }
         fallback { sys!(libc::SYS_prlimit64, 0, resource, 0, rlim) as c_int }
     }
 
     /// `getrlimit64(2)`.
-    fn getrlimit64(resource: c_int, rlim: *mut libc::rlimit64) -> c_int {
+    fn getrlimit64(resource: libc::__rlimit_resource_t, rlim: *mut libc::rlimit64) -> c_int {
         prepare { out(rlim) }
         fallback { sys!(libc::SYS_prlimit64, 0, resource, 0, rlim) as c_int }
     }
 
     /// `prlimit(2)`: the old limit.
-    fn prlimit(pid: libc::pid_t, resource: c_int, new: *const libc::rlimit, old: *mut libc::rlimit) -> c_int {
+    fn prlimit(pid: libc::pid_t, resource: libc::__rlimit_resource_t, new: *const libc::rlimit, old: *mut libc::rlimit) -> c_int {
         prepare { out(old) }
         fallback { sys!(libc::SYS_prlimit64, pid, resource, new, old) as c_int }
     }
 
     /// `prlimit64(2)`.
-    fn prlimit64(pid: libc::pid_t, resource: c_int, new: *const libc::rlimit64, old: *mut libc::rlimit64) -> c_int {
+    fn prlimit64(pid: libc::pid_t, resource: libc::__rlimit_resource_t, new: *const libc::rlimit64, old: *mut libc::rlimit64) -> c_int {
         prepare { out(old) }
         fallback { sys!(libc::SYS_prlimit64, pid, resource, new, old) as c_int }
     }
@@ -215,10 +215,10 @@ interpose! {
     }
 
     /// `gettimeofday(2)`: the time and the obsolete time zone.
-    fn gettimeofday(tv: *mut libc::timeval, tz: *mut c_void) -> c_int {
+    fn gettimeofday(tv: *mut libc::timeval, tz: *mut libc::timezone) -> c_int {
         prepare {
             out(tv);
-            super::bytes(tz, 8)
+            out(tz)
         }
         fallback { sys!(libc::SYS_gettimeofday, tv, tz) as c_int }
     }
