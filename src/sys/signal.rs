@@ -26,7 +26,10 @@
 //! either the old or the new one (the kernel gives the same guarantee); two threads faulting at
 //! once with an `SA_RESETHAND` handler run it once, and the other gets the default action (as
 //! with the kernel); dispositions of other signals are scanned once at take-over, and a change
-//! made concurrently by another thread at that instant may keep SIGSEGV in its mask.
+//! made concurrently by another thread at that instant may keep SIGSEGV in its mask. Fork
+//! handlers (installed with the tracker) hold the spin flag across `fork`, so a child never
+//! inherits it held; before the tracker starts, a `fork` racing another thread's
+//! `sigaction(SIGSEGV)` could.
 //!
 //! ## How the program's disposition is run
 //!
@@ -226,18 +229,43 @@ impl Disposition {
     }
 }
 
-/// Runs `f` holding the writers' spin flag, with every asynchronous signal blocked.
-fn with_lock<R>(f: impl FnOnce() -> R) -> R {
+/// Blocks every asynchronous signal and takes the writers' spin flag; returns the old mask.
+fn lock() -> u64 {
     let old = sigprocmask_raw(libc::SIG_BLOCK, !SYNCHRONOUS);
     // Acquire: the previous writer's slot and `cur` stores are visible to this one.
     while SEGV.lock.compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed).is_err() {
         core::hint::spin_loop();
     }
-    let r = f();
-    // Release: pairs with the Acquire above.
+    old
+}
+
+/// Releases the spin flag and restores the mask `lock` returned.
+fn unlock(old: u64) {
+    // Release: pairs with the Acquire in `lock`.
     SEGV.lock.store(false, Ordering::Release);
     sigprocmask_raw(libc::SIG_SETMASK, old);
+}
+
+/// Runs `f` holding the writers' spin flag, with every asynchronous signal blocked.
+fn with_lock<R>(f: impl FnOnce() -> R) -> R {
+    let old = lock();
+    let r = f();
+    unlock(old);
     r
+}
+
+/// The mask saved by the fork handler that holds the spin flag across a `fork`.
+static FORK_MASK: AtomicU64 = AtomicU64::new(0);
+
+/// `fork` prepare handler: no other thread is inside a writer's critical section when the
+/// child is made (the child would inherit a spin flag nobody releases).
+extern "C" fn fork_prepare() {
+    FORK_MASK.store(lock(), Ordering::Relaxed);
+}
+
+/// `fork` parent and child handler.
+extern "C" fn fork_done() {
+    unlock(FORK_MASK.load(Ordering::Relaxed));
 }
 
 /// Publishes `d` as the program's disposition, with a new generation. Call under `with_lock`.
@@ -320,6 +348,7 @@ pub(crate) fn take_over_segv(h: Handler) -> Result<(), Errno> {
         Ok(())
     });
     if r.is_ok() {
+        super::proc::at_fork(fork_prepare, fork_done, fork_done);
         for sig in 1..=64 {
             if sig != libc::SIGSEGV && sig != libc::SIGKILL && sig != libc::SIGSTOP && !GLIBC_INTERNAL.contains(&sig) {
                 unmask_segv_in_handler(sigaction, sig);
