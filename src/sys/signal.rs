@@ -39,15 +39,17 @@
 //! overrides for faults) resets the real disposition to the default and returns, so the faulting
 //! instruction runs again and the process dies of SIGSEGV; a SIGSEGV sent with `kill` (si_code
 //! <= 0) is re-sent after that reset, or dropped under `SIG_IGN`. Deviations, all forced by the
-//! tracker: the handler runs with SIGSEGV unblocked (as if `SA_NODEFER`) and on the alternate
-//! signal stack when the thread has one (as if `SA_ONSTACK`), because the program's own heap
-//! writes inside its handler must still fault into ours; SIGSEGV cannot be blocked at all while
-//! the tracker runs (a blocked SIGSEGV turns a tracked write into a kill), so it is removed from
-//! the masks the program blocks and from other handlers' `sa_mask`, and queries show it
-//! unblocked.
+//! tracker: the handler runs with SIGSEGV unblocked (as if `SA_NODEFER`: the program's own heap
+//! writes inside its handler must still fault into ours, so a genuine fault inside the handler
+//! re-enters it where the kernel would have killed the process), and on the alternate signal
+//! stack when the thread has one (as if `SA_ONSTACK`: ours needs it to run at all after a stack
+//! overflow). SIGSEGV cannot be blocked while the tracker runs (a blocked SIGSEGV turns a
+//! tracked write into a kill), so it is removed from the masks the program blocks and from
+//! other handlers' `sa_mask`, and queries show it unblocked.
 //!
-//! Everything here is async-signal-safe: no allocation, no locks but the writers' spin flag, and
-//! raw system calls where a function of ours is interposed (`sigprocmask`).
+//! The handler's path and the interposers' paths are async-signal-safe: no allocation, no locks
+//! but the writers' spin flag, and raw system calls where a function of ours is interposed
+//! (`sigprocmask`). [`take_over_segv`] runs once, at the tracker's start, and may allocate.
 #![allow(unsafe_code)] // Signal dispositions, masks and calls into the program's handlers.
 
 use core::ffi::{c_int, c_void};

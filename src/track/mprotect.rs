@@ -65,9 +65,11 @@ impl Mprotect {
         let dirty: &'static PageSet = Box::leak(Box::new(PageSet::new(len / PAGE)?));
         G.base.store(base, Ordering::Relaxed);
         G.dirty.store(dirty as *const PageSet as *mut PageSet, Ordering::Relaxed);
-        // Release: publishes base and dirty to the handler (nothing is protected yet).
-        G.len.store(len, Ordering::Release);
+        // Until `len` is published the handler sees no tracking fault and passes every fault
+        // on; nothing is protected yet.
         signal::take_over_segv(on_segv).map_err(|e| Error::os("sigaction(SIGSEGV)", e))?;
+        // Release: publishes base and dirty to the handler.
+        G.len.store(len, Ordering::Release);
         // SAFETY: the region is ours; from now on writes fault into our handler.
         unsafe { protect(base, len, Prot::Read) }.map_err(|e| Error::os("mprotect (region)", e))?;
         // Release: publishes base, len and dirty to `prepare_kernel_write`.
