@@ -5,6 +5,7 @@
 //! checkpoint's stop-the-world paths can use them. `EINTR` is retried where the call is restartable.
 #![allow(unsafe_code)] // This module is the FFI boundary; each block states its invariant.
 
+pub mod elf;
 pub mod fs;
 pub(crate) mod futex;
 pub(crate) mod mman;

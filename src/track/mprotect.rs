@@ -2,46 +2,52 @@
 //! raises SIGSEGV, whose handler records the page and makes it writable.
 //!
 //! The handler is async-signal-safe: it sets a bit (atomic OR) and calls `mprotect`, nothing
-//! else. A fault outside the region, or not an access fault, goes to the handler that was
-//! installed before ours, or, if that was the default, is re-raised with the default action, so
-//! a genuine segfault still kills the process with SIGSEGV. If `mprotect` fails because the
-//! process hit its limit of mappings (`vm.max_map_count`: every unprotected page can split the
-//! region's mapping), the handler opens the page's whole 2 MiB group instead, trading
-//! precision for fewer mappings.
+//! else, and leaves errno as it found it. A fault outside the region, or not an access fault,
+//! goes to the program's own SIGSEGV disposition, whether it was installed before the tracker
+//! started or after (`sys::signal`: while the tracker runs, the program's `sigaction(SIGSEGV)`
+//! is recorded there and ours stays installed); under the default disposition the fault is
+//! re-raised with the default action, so a genuine segfault still kills the process with
+//! SIGSEGV. If `mprotect` fails because the process hit its limit of mappings
+//! (`vm.max_map_count`: every unprotected page can split the region's mapping), the handler
+//! opens the page's whole 2 MiB group instead, trading precision for fewer mappings.
 //!
 //! The kernel writing into a read-only page (`read(2)` into a heap buffer) fails with EFAULT
-//! instead of faulting, so [`prepare_kernel_write`] opens pages before such calls: the
-//! interposed read family calls it, and at each re-arm the buffers of open stdio `FILE`s are
-//! kept open ("pinned" and counted dirty at every checkpoint), since libc fills them with
-//! internal `read` calls that no interposer sees.
+//! instead of faulting, so [`prepare_kernel_write`] opens pages before such calls: every
+//! interposed libc function that has the kernel write into caller memory calls it
+//! (`track::interpose`), and at each re-arm the buffers of open stdio `FILE`s are kept open
+//! ("pinned" and counted dirty at every checkpoint), since libc fills them with internal `read`
+//! calls that no interposer sees.
+//!
+//! Invariant: a page recorded dirty is writable (the handler and `prepare_kernel_write` record
+//! and open together; `collect` re-protects and clears together), so `prepare_kernel_write`
+//! skips pages already recorded.
 #![allow(unsafe_code)] // Signal handler and page protections.
 
-use core::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicUsize, Ordering};
 
 use super::{CollectStats, PageSet, Tracker};
 use crate::config::TrackerKind;
 use crate::error::{Error, Result};
 use crate::store::format::{Extent, GROUP_PAGES};
 use crate::sys::mman::{Prot, protect};
-use crate::sys::signal::{self, OldAction};
+use crate::sys::signal;
 use crate::sys::{PAGE, stdio};
 
 struct Global {
     base: AtomicUsize,
+    /// The region's length, for the handler; published before the region is protected.
     len: AtomicUsize,
     dirty: AtomicPtr<PageSet>,
-    prev: core::cell::UnsafeCell<Option<OldAction>>,
+    /// Set once the region is protected: [`prepare_kernel_write`] works from then on (a page
+    /// recorded dirty must be writable, so none may be recorded before the protection).
+    armed: AtomicBool,
 }
-
-// SAFETY: `prev` is written once during `start`, before `len` is published (Release), and only
-// read by the handler after it sees a non-zero `len` (Acquire).
-unsafe impl Sync for Global {}
 
 static G: Global = Global {
     base: AtomicUsize::new(0),
     len: AtomicUsize::new(0),
     dirty: AtomicPtr::new(core::ptr::null_mut()),
-    prev: core::cell::UnsafeCell::new(None),
+    armed: AtomicBool::new(false),
 };
 
 /// The mprotect tracker (one per process).
@@ -59,19 +65,28 @@ impl Mprotect {
         let dirty: &'static PageSet = Box::leak(Box::new(PageSet::new(len / PAGE)?));
         G.base.store(base, Ordering::Relaxed);
         G.dirty.store(dirty as *const PageSet as *mut PageSet, Ordering::Relaxed);
-        let old = signal::install(libc::SIGSEGV, on_segv).map_err(|e| Error::os("sigaction(SIGSEGV)", e))?;
-        // SAFETY: written before `len` is published; the handler does not read `prev` while
-        // `len` is 0 (it chains through the fallback below instead).
-        unsafe { *G.prev.get() = Some(old) };
-        // Release: publishes base, dirty and prev to the handler.
+        // Until `len` is published the handler sees no tracking fault and passes every fault
+        // on; nothing is protected yet.
+        signal::take_over_segv(on_segv).map_err(|e| Error::os("sigaction(SIGSEGV)", e))?;
+        // Release: publishes base and dirty to the handler.
         G.len.store(len, Ordering::Release);
         // SAFETY: the region is ours; from now on writes fault into our handler.
         unsafe { protect(base, len, Prot::Read) }.map_err(|e| Error::os("mprotect (region)", e))?;
+        // Release: publishes base, len and dirty to `prepare_kernel_write`.
+        G.armed.store(true, Ordering::Release);
         Ok(Mprotect { dirty, base })
     }
 }
 
+/// Whether the tracker runs: one relaxed load, the whole cost of an interposed call otherwise.
+#[inline(always)]
+pub fn active() -> bool {
+    G.armed.load(Ordering::Relaxed)
+}
+
 extern "C" fn on_segv(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut core::ffi::c_void) {
+    // A handler must leave errno as it found it (a failed mprotect below sets it).
+    let errno = crate::sys::errno();
     // Acquire: pairs with the Release in `start`.
     let len = G.len.load(Ordering::Acquire);
     let base = G.base.load(Ordering::Relaxed);
@@ -84,40 +99,41 @@ extern "C" fn on_segv(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut co
         dirty.insert(p);
         // SAFETY: the page is in our region; making it writable is what the faulting write
         // needs, and the page is now recorded as dirty.
-        if unsafe { protect(base + p * PAGE, PAGE, Prot::ReadWrite) }.is_ok() {
-            return;
+        if unsafe { protect(base + p * PAGE, PAGE, Prot::ReadWrite) }.is_err() {
+            let g = p / GROUP_PAGES * GROUP_PAGES;
+            let n = GROUP_PAGES.min(len / PAGE - g);
+            dirty.insert_range(g, n);
+            // SAFETY: as above, for the page's whole group (all recorded dirty).
+            if unsafe { protect(base + g * PAGE, n * PAGE, Prot::ReadWrite) }.is_err() {
+                crate::sys::fatal("mprotect tracker: cannot make a written page writable (vm.max_map_count reached?)");
+            }
         }
-        let g = p / GROUP_PAGES * GROUP_PAGES;
-        let n = GROUP_PAGES.min(len / PAGE - g);
-        dirty.insert_range(g, n);
-        // SAFETY: as above, for the page's whole group (all recorded dirty).
-        if unsafe { protect(base + g * PAGE, n * PAGE, Prot::ReadWrite) }.is_ok() {
-            return;
-        }
-        crate::sys::fatal("mprotect tracker: cannot make a written page writable (vm.max_map_count reached?)");
+        crate::sys::set_errno(errno);
+        return;
     }
-    // SAFETY: `prev` is set before `len` is published; a fault before that has no tracker
-    // involvement and `prev` is None, so we reset to the default action.
-    match unsafe { &*G.prev.get() } {
-        // SAFETY: we are the handler for `sig` and pass its arguments on.
-        Some(old) => unsafe { signal::chain(old, sig, info, ctx) },
-        None => {
-            // SAFETY: an all-zero sigaction is SIG_DFL; resetting is async-signal-safe.
-            let dfl: libc::sigaction = unsafe { core::mem::zeroed() };
-            // SAFETY: valid pointer; see above.
-            unsafe { libc::sigaction(sig, &dfl, core::ptr::null_mut()) };
-        }
-    }
+    crate::sys::set_errno(errno);
+    // Not a tracking fault: the program's own disposition, whenever it was installed.
+    // SAFETY: we are the SIGSEGV handler installed by `take_over_segv`, passing its arguments.
+    unsafe { signal::chain_segv(sig, info, ctx) };
 }
 
 /// Opens the pages of `addr..addr+len` that lie in the region for a write by the kernel,
 /// recording them as dirty. No-op when the mprotect tracker is not running. No allocation.
+#[inline]
 pub fn prepare_kernel_write(addr: usize, len: usize) {
-    // Acquire: pairs with the Release in `start`.
-    let rlen = G.len.load(Ordering::Acquire);
-    if rlen == 0 || len == 0 {
+    if active() && len != 0 {
+        open_for_kernel(addr, len);
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn open_for_kernel(addr: usize, len: usize) {
+    // Acquire: pairs with the Release store of `armed` in `start`.
+    if !G.armed.load(Ordering::Acquire) {
         return;
     }
+    let rlen = G.len.load(Ordering::Relaxed);
     let base = G.base.load(Ordering::Relaxed);
     let (start, end) = (addr.max(base), addr.saturating_add(len).min(base + rlen));
     if start >= end {
@@ -135,13 +151,28 @@ pub fn prepare_kernel_write(addr: usize, len: usize) {
                 dirty.insert_range(s, p - s);
                 // SAFETY: region pages, now recorded dirty; writable is what the caller needs.
                 if unsafe { protect(base + s * PAGE, (p - s) * PAGE, Prot::ReadWrite) }.is_err() {
-                    crate::sys::fatal("mprotect tracker: cannot open a buffer for a read");
+                    open_groups(base, rlen, dirty, s, p);
                 }
                 run = None;
             }
             _ => {}
         }
     }
+}
+
+/// Opens the whole 2 MiB groups holding pages `first..end` (all recorded dirty), after opening
+/// just those pages failed (the mapping limit). Leaves errno as it was.
+#[cold]
+fn open_groups(base: usize, rlen: usize, dirty: &PageSet, first: usize, end: usize) {
+    let errno = crate::sys::errno();
+    let g = first / GROUP_PAGES * GROUP_PAGES;
+    let n = end.next_multiple_of(GROUP_PAGES).min(rlen / PAGE) - g;
+    dirty.insert_range(g, n);
+    // SAFETY: region pages, all recorded dirty.
+    if unsafe { protect(base + g * PAGE, n * PAGE, Prot::ReadWrite) }.is_err() {
+        crate::sys::fatal("mprotect tracker: cannot open a buffer for the kernel (vm.max_map_count reached?)");
+    }
+    crate::sys::set_errno(errno);
 }
 
 /// Records freshly handed-out pages (from the untouched top of the heap) as dirty and makes them

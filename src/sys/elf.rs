@@ -1,0 +1,107 @@
+//! The running program's own ELF program headers: is it statically linked?
+//!
+//! A dynamically linked program names its dynamic loader in a `PT_INTERP` program header; the
+//! kernel maps that loader and hands it control. A static executable (and a static-pie, which
+//! has a `PT_DYNAMIC` segment for its self-relocation but no interpreter) has no `PT_INTERP`.
+//! The kernel passes the address and number of the program's headers in the auxiliary vector
+//! (`AT_PHDR`, `AT_PHNUM`, `AT_PHENT`), also when the loader was started by hand
+//! (`ld.so ./prog`), so the answer is about the program, never about the loader.
+//!
+//! crthreads needs a dynamically linked program: the interposed libc functions find the next
+//! definition with `dlsym(RTLD_NEXT, …)`, which finds nothing in a static executable.
+#![allow(unsafe_code)] // Reads the program headers the kernel points at.
+
+/// Whether the running program is statically linked (static or static-pie): its program
+/// headers, as the auxiliary vector gives them, have no `PT_INTERP` entry. Also true when the
+/// auxiliary vector lacks the headers (it never does on Linux): without them nothing proves a
+/// dynamic loader is present. No allocation.
+pub fn is_static_executable() -> bool {
+    // SAFETY: getauxval has no preconditions; it returns 0 for a missing entry.
+    let (phdr, phnum, phent) =
+        unsafe { (libc::getauxval(libc::AT_PHDR), libc::getauxval(libc::AT_PHNUM), libc::getauxval(libc::AT_PHENT)) };
+    if phdr == 0 || phnum == 0 || phent as usize != core::mem::size_of::<libc::Elf64_Phdr>() {
+        return true;
+    }
+    // SAFETY: AT_PHDR is the address of the program's `AT_PHNUM` program headers of `AT_PHENT`
+    // bytes each (checked above), mapped readable for the life of the process.
+    let headers = unsafe { core::slice::from_raw_parts(phdr as *const libc::Elf64_Phdr, phnum as usize) };
+    !has_interpreter(headers)
+}
+
+/// Whether a table of program headers has a `PT_INTERP` entry (names a dynamic loader).
+pub fn has_interpreter(headers: &[libc::Elf64_Phdr]) -> bool {
+    headers.iter().any(|h| h.p_type == libc::PT_INTERP)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+    use std::process::Command;
+
+    fn phdr(p_type: u32) -> libc::Elf64_Phdr {
+        libc::Elf64_Phdr {
+            p_type,
+            p_flags: 0,
+            p_offset: 0,
+            p_vaddr: 0,
+            p_paddr: 0,
+            p_filesz: 0,
+            p_memsz: 0,
+            p_align: 0,
+        }
+    }
+
+    /// The program headers of the ELF file `path` (64-bit little-endian), read from the file.
+    fn headers_of(path: &Path) -> Vec<libc::Elf64_Phdr> {
+        let b = std::fs::read(path).unwrap();
+        assert_eq!(&b[..4], b"\x7fELF", "{} is not an ELF file", path.display());
+        let u16_at = |o: usize| u16::from_le_bytes(b[o..o + 2].try_into().unwrap()) as usize;
+        let u32_at = |o: usize| u32::from_le_bytes(b[o..o + 4].try_into().unwrap());
+        let phoff = u64::from_le_bytes(b[32..40].try_into().unwrap()) as usize;
+        let (phentsize, phnum) = (u16_at(54), u16_at(56));
+        assert_eq!(phentsize, core::mem::size_of::<libc::Elf64_Phdr>());
+        (0..phnum).map(|i| phdr(u32_at(phoff + i * phentsize))).collect()
+    }
+
+    #[test]
+    fn this_test_program_is_dynamically_linked() {
+        assert!(!is_static_executable());
+    }
+
+    #[test]
+    fn an_interpreter_entry_anywhere_means_dynamic() {
+        assert!(!has_interpreter(&[]));
+        assert!(!has_interpreter(&[phdr(libc::PT_LOAD), phdr(libc::PT_DYNAMIC), phdr(libc::PT_NOTE)]));
+        assert!(has_interpreter(&[phdr(libc::PT_PHDR), phdr(libc::PT_INTERP), phdr(libc::PT_LOAD)]));
+        assert!(has_interpreter(&[phdr(libc::PT_LOAD), phdr(libc::PT_INTERP)]));
+    }
+
+    /// Builds a C program in every way the C compiler knows how (dynamic, static, static-pie)
+    /// and checks the headers the kernel would hand each one. Skipped (with a message) for the
+    /// ways this system's toolchain cannot link.
+    #[test]
+    fn static_and_static_pie_builds_have_no_interpreter() {
+        let dir = std::env::temp_dir().join(format!("crthreads-elf-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let src = dir.join("p.c");
+        std::fs::write(&src, "int main(void) { return 0; }\n").unwrap();
+        let cc = std::env::var_os("CC").unwrap_or_else(|| "cc".into());
+        let mut built = 0;
+        for (flags, dynamic) in [(&[][..], true), (&["-static"][..], false), (&["-static-pie"][..], false)] {
+            let exe = dir.join(format!("p{built}"));
+            let ok =
+                Command::new(&cc).args(flags).arg(&src).arg("-o").arg(&exe).output().is_ok_and(|o| o.status.success());
+            if !ok {
+                eprintln!("note: cannot link a {flags:?} C program here; not checked");
+                continue;
+            }
+            built += 1;
+            assert_eq!(has_interpreter(&headers_of(&exe)), dynamic, "{flags:?}");
+            // The program runs: the headers checked are what the kernel maps.
+            assert!(Command::new(&exe).status().unwrap().success());
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+        assert!(built > 0, "the C compiler could not link any program");
+    }
+}
