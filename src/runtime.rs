@@ -5,7 +5,8 @@
 //! in volatile memory and never changes the persistent heap behind the program's back; only
 //! [`root`]'s initialiser, which is the program's code, allocates persistently.
 //!
-//! Start-up, in order: refuse what cannot work (setuid, page size, a static executable); run
+//! Start-up, in order: refuse what cannot work (setuid, page size, a statically linked program,
+//! whose libc functions crthreads cannot find behind its own); run
 //! *plain* if this process descends from a persistent one (see below); resolve the directory;
 //! re-execute once without address-space randomisation; claim the directory (a lock that tells
 //! a second instance at once which process holds it); take the region's base and capacity from
@@ -256,6 +257,14 @@ fn init_inner(cfg: Config, argv: Vec<CString>) -> Result<Start> {
         return Err(Error::Unsupported {
             what: "this machine".into(),
             why: format!("page size {} (crthreads needs 4096)", proc::page_size()),
+        });
+    }
+    if sys::elf::is_static_executable() {
+        return Err(Error::Unsupported {
+            what: "a statically linked program".into(),
+            why: "crthreads interposes libc functions and finds libc's own through the dynamic loader; \
+                  link the program dynamically (without -static): cc prog.c -lcrthreads"
+                .into(),
         });
     }
     if is_descendant() {

@@ -161,16 +161,27 @@ fn static_executable() {
     }
     let data = dir.join("data");
     std::fs::write(&data, "hello world").unwrap();
-    let run = |mode: &str| -> Output {
+    let start = |mode: &str, auto: &str| -> Output {
         let mut c = Command::new(&exe);
         for (k, _) in std::env::vars_os() {
             if k.to_string_lossy().starts_with("CRTHREADS_") || k == "LD_PRELOAD" {
                 c.env_remove(k);
             }
         }
-        c.args([mode, s(&data)]).env("CRTHREADS_AUTO", "0").current_dir(&dir).stdin(Stdio::null());
+        c.args([mode, s(&data)]).env("CRTHREADS_AUTO", auto).current_dir(&dir).stdin(Stdio::null());
         c.output().unwrap()
     };
+    let run = |mode: &str| start(mode, "0");
+    // Started the usual way, crthreads refuses the program at once, saying why and what to do.
+    let refused = start("calls", "1");
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(1), "a static program under crthreads: {err}");
+    assert!(
+        err.contains("cannot start: a statically linked program is not available")
+            && err.contains("link the program dynamically"),
+        "{err}"
+    );
+    assert!(!dir.join("static_exe.crthreads").exists(), "refused before claiming a checkpoint directory");
     let calls = run("calls");
     let (out, err) = (String::from_utf8_lossy(&calls.stdout), String::from_utf8_lossy(&calls.stderr));
     assert!(calls.status.success() && out.contains("done"), "static_exe calls: {:?}\n{err}{out}", calls.status);

@@ -61,7 +61,7 @@ pub(crate) fn owned(fd: libc::c_long) -> OwnedFd {
     let fd = fd as i32;
     if (0..3).contains(&fd) {
         // SAFETY: F_DUPFD_CLOEXEC only creates a new descriptor; `fd` is ours.
-        let high = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 3) };
+        let high = unsafe { libc::syscall(libc::SYS_fcntl, fd, libc::F_DUPFD_CLOEXEC, 3) } as i32;
         if high >= 3 {
             // SAFETY: `fd` is ours and no longer needed; the duplicate refers to the same file.
             unsafe { libc::close(fd) };
@@ -128,7 +128,7 @@ pub(crate) fn fstat(fd: BorrowedFd<'_>) -> Result<Stat, Errno> {
     // SAFETY: an all-zero `stat` is a valid value of this plain C struct.
     let mut st: libc::stat = unsafe { core::mem::zeroed() };
     // SAFETY: `st` is a valid out-pointer and `fd` is open.
-    cvt(unsafe { libc::fstat(fd.as_raw_fd(), &mut st) } as libc::c_long)?;
+    cvt(unsafe { libc::syscall(libc::SYS_fstat, fd.as_raw_fd(), &mut st) })?;
     Ok(to_stat(&st))
 }
 
@@ -138,7 +138,9 @@ pub(crate) fn lstat(path: &Path) -> Result<Stat, Errno> {
     // SAFETY: an all-zero `stat` is a valid value of this plain C struct.
     let mut st: libc::stat = unsafe { core::mem::zeroed() };
     // SAFETY: `c` is NUL-terminated and `st` is a valid out-pointer.
-    cvt(unsafe { libc::lstat(c.as_ptr(), &mut st) } as libc::c_long)?;
+    cvt(unsafe {
+        libc::syscall(libc::SYS_newfstatat, libc::AT_FDCWD, c.as_ptr(), &mut st, libc::AT_SYMLINK_NOFOLLOW)
+    })?;
     Ok(to_stat(&st))
 }
 
@@ -148,7 +150,7 @@ pub(crate) fn stat(path: &Path) -> Result<Stat, Errno> {
     // SAFETY: an all-zero `stat` is a valid value of this plain C struct.
     let mut st: libc::stat = unsafe { core::mem::zeroed() };
     // SAFETY: `c` is NUL-terminated and `st` is a valid out-pointer.
-    cvt(unsafe { libc::stat(c.as_ptr(), &mut st) } as libc::c_long)?;
+    cvt(unsafe { libc::syscall(libc::SYS_newfstatat, libc::AT_FDCWD, c.as_ptr(), &mut st, 0) })?;
     Ok(to_stat(&st))
 }
 
@@ -305,13 +307,13 @@ pub(crate) fn try_lock_file(fd: BorrowedFd<'_>, write: bool) -> Result<Option<u3
     fl.l_type = if write { libc::F_WRLCK } else { libc::F_RDLCK } as libc::c_short;
     fl.l_whence = libc::SEEK_SET as libc::c_short;
     // SAFETY: `fd` is open and `fl` is a valid lock description.
-    match retry(|| cvt(unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETLK, &fl) } as libc::c_long)) {
+    match retry(|| cvt(unsafe { libc::syscall(libc::SYS_fcntl, fd.as_raw_fd(), libc::F_SETLK, &fl) })) {
         Ok(_) => return Ok(None),
         Err(Errno::AGAIN) | Err(Errno(libc::EACCES)) => {}
         Err(e) => return Err(e),
     }
     // SAFETY: as above; F_GETLK fills `fl` with the conflicting lock.
-    cvt(unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_GETLK, &mut fl) } as libc::c_long)?;
+    cvt(unsafe { libc::syscall(libc::SYS_fcntl, fd.as_raw_fd(), libc::F_GETLK, &mut fl) })?;
     if fl.l_type == libc::F_UNLCK as libc::c_short {
         // Released in between: try again.
         return try_lock_file(fd, write);

@@ -1,5 +1,10 @@
 //! The one door to the OS: every call into `libc` goes through this module.
 //!
+//! crthreads exports many libc functions itself (the malloc family, and the wrappers of
+//! [`crate::track::interpose`] for calls the kernel writes memory through); the runtime never
+//! goes through them: where such a function would be called, this module makes the system call
+//! directly.
+//!
 //! Wrappers take references, pointers with documented obligations, or plain numbers, and return
 //! `Result<_, Errno>`. They never allocate, so the allocator, the fault handlers and the
 //! checkpoint's stop-the-world paths can use them. `EINTR` is retried where the call is restartable.
@@ -59,7 +64,7 @@ static STDERR_OK: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBoo
 /// Notes whether descriptor 2 is open now (called once at start-up).
 pub(crate) fn check_stderr() {
     // SAFETY: F_GETFD on a possibly closed descriptor only reports EBADF.
-    let open = unsafe { libc::fcntl(2, libc::F_GETFD) } != -1;
+    let open = unsafe { libc::syscall(libc::SYS_fcntl, 2, libc::F_GETFD) } != -1;
     STDERR_OK.store(open, core::sync::atomic::Ordering::Relaxed);
 }
 
@@ -165,7 +170,7 @@ pub fn fatal(msg: &str) -> ! {
 pub fn now_ns() -> u64 {
     let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
     // SAFETY: `ts` is a valid out-pointer; CLOCK_MONOTONIC always exists on Linux.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    unsafe { libc::syscall(libc::SYS_clock_gettime, libc::CLOCK_MONOTONIC, &mut ts) };
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
@@ -173,7 +178,7 @@ pub fn now_ns() -> u64 {
 pub fn realtime_ns() -> u64 {
     let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
     // SAFETY: as above.
-    unsafe { libc::clock_gettime(libc::CLOCK_REALTIME, &mut ts) };
+    unsafe { libc::syscall(libc::SYS_clock_gettime, libc::CLOCK_REALTIME, &mut ts) };
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 

@@ -217,7 +217,7 @@ pub(crate) fn thread_count() -> usize {
 pub(crate) fn comm() -> Vec<u8> {
     let mut buf = [0u8; 17];
     // SAFETY: PR_GET_NAME writes at most 16 bytes into the buffer.
-    unsafe { libc::prctl(libc::PR_GET_NAME, buf.as_mut_ptr()) };
+    unsafe { libc::syscall(libc::SYS_prctl, libc::PR_GET_NAME, buf.as_mut_ptr()) };
     let n = buf.iter().position(|&b| b == 0).unwrap_or(16);
     buf[..n].to_vec()
 }
@@ -228,7 +228,7 @@ pub(crate) fn set_comm(name: &[u8]) {
     let n = name.len().min(15);
     buf[..n].copy_from_slice(&name[..n]);
     // SAFETY: `buf` is NUL-terminated within 16 bytes.
-    unsafe { libc::prctl(libc::PR_SET_NAME, buf.as_ptr()) };
+    unsafe { libc::syscall(libc::SYS_prctl, libc::PR_SET_NAME, buf.as_ptr()) };
 }
 
 /// The soft limit of `resource` (`RLIMIT_AS`, `RLIMIT_DATA`), or `None` if unlimited.

@@ -53,7 +53,7 @@ const _: () = assert!(core::mem::size_of::<UffdioWriteprotect>() == 24);
 
 pub(crate) fn ioctl(fd: BorrowedFd<'_>, req: libc::c_ulong, arg: *mut libc::c_void) -> Result<libc::c_long, Errno> {
     // SAFETY: each caller passes a request code with the matching argument struct.
-    retry(|| cvt(unsafe { libc::ioctl(fd.as_raw_fd(), req, arg) } as libc::c_long))
+    retry(|| cvt(unsafe { libc::syscall(libc::SYS_ioctl, fd.as_raw_fd(), req, arg) }))
 }
 
 /// Opens a userfaultfd that handles user-mode faults only, negotiating `features`. Returns the
