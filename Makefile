@@ -44,6 +44,7 @@ bench:
 	$(CARGO) build --release -p crthreads-benches
 	$(TARGET_DIR)/release/malloc
 	$(TARGET_DIR)/release/large
+	$(TARGET_DIR)/release/sparse
 	$(MAKE) lib
 	$(TARGET_DIR)/release/cmalloc
 	$(TARGET_DIR)/release/track

@@ -285,8 +285,20 @@ fn init_inner(cfg: Config, argv: Vec<CString>) -> Result<Start> {
     crate::failpoint::arm();
     let identity = Identity::current();
     let meta = identity.encode();
+    let stats_file = match &cfg.stats {
+        Some(p) => Some(open_stats(p)?),
+        None => None,
+    };
+    // From here on, every failure gives the claim up and leaves the directory as it was found
+    // (a directory holding a checkpoint is kept).
     let dir = Dir::claim(&cfg.dir, cfg.durability == Durability::Sync)?;
-    let (base, capacity, origin) = region_size(&cfg, &dir)?;
+    let (base, capacity, origin) = match region_size(&cfg, &dir) {
+        Ok(r) => r,
+        Err(e) => {
+            dir.release_unused();
+            return Err(e);
+        }
+    };
     let region = match Region::reserve(base, capacity) {
         Ok(r) => r,
         Err(e) => {
@@ -295,8 +307,24 @@ fn init_inner(cfg: Config, argv: Vec<CString>) -> Result<Start> {
         }
     };
     let mut store = Store::new(dir, base, capacity, cfg.durability)?;
-    match start_region(&cfg, &region, &mut store, &identity) {
-        Ok((start, discarded)) => finish_init(cfg, region, store, meta, start, discarded),
+    let started = start_region(&cfg, &region, &mut store, &identity).and_then(|(start, discarded)| {
+        let layout = *region.layout();
+        let live = ckpt::live_extents(&layout);
+        let scratch = Scratch::new(region.pages(), live.clone(), start == Start::Fresh)?;
+        // Last fallible step: a started tracker (a signal handler, protected pages) is not undone.
+        let tracker = track::start(cfg.tracker, layout.base, layout.capacity, &live)?;
+        Ok((start, discarded, scratch, tracker))
+    });
+    match started {
+        Ok((start, discarded, scratch, tracker)) => finish_init(
+            cfg,
+            region,
+            State { store, stats_file, scratch, wrote: false },
+            tracker,
+            meta,
+            start,
+            discarded,
+        ),
         Err(e) => {
             store.release_unused();
             Err(e)
@@ -397,24 +425,18 @@ fn start_region(
     Ok((start, discarded))
 }
 
+/// Publishes the runtime and makes the heap live: nothing here fails.
 fn finish_init(
     cfg: Config,
     region: Region,
-    store: Store,
+    state: State,
+    tracker: Box<dyn Tracker>,
     meta: Vec<u8>,
     start: Start,
     discarded: &'static PageSet,
 ) -> Result<Start> {
     let layout = *region.layout();
     track::set_discard_sink(layout.base, discarded);
-    let stats_file = match &cfg.stats {
-        Some(p) => Some(open_stats(p)?),
-        None => None,
-    };
-    let live = ckpt::live_extents(&layout);
-    let scratch = Scratch::new(region.pages(), live.clone(), start == Start::Fresh)?;
-    // Last fallible step: a started tracker (a signal handler, protected pages) is not undone.
-    let tracker = track::start(cfg.tracker, layout.base, layout.capacity, &live)?;
     heap::go_live(&layout);
     let keep = cfg.keep;
     let rt = Runtime {
@@ -422,7 +444,7 @@ fn finish_init(
         region,
         tracker,
         meta,
-        state: Mutex::new(State { store, stats_file, scratch, wrote: false }),
+        state: Mutex::new(state),
         start,
         root_taken: AtomicBool::new(false),
         keep: AtomicBool::new(keep),
@@ -442,14 +464,20 @@ fn finish_init(
 /// Opens the statistics file for appending: a regular file (created 0600) or a character
 /// device; a FIFO or socket is refused instead of waited on.
 fn open_stats(p: &std::path::Path) -> Result<OwnedFd> {
-    let fd = sys::fs::open_append(p, 0o600).map_err(|e| Error::os_at("open (CRTHREADS_STATS)", p, e))?;
+    let refuse = || Error::Config {
+        var: "CRTHREADS_STATS",
+        value: p.display().to_string(),
+        expected: "a regular file (not a FIFO, socket or directory)".into(),
+    };
+    let fd = match sys::fs::open_append(p, 0o600) {
+        Ok(fd) => fd,
+        // A FIFO nobody reads refuses a non-blocking open for writing.
+        Err(Errno(libc::ENXIO)) if sys::fs::stat(p).is_ok_and(|st| st.is_fifo_or_socket()) => return Err(refuse()),
+        Err(e) => return Err(Error::os_at("open (CRTHREADS_STATS)", p, e)),
+    };
     let st = sys::fs::fstat(fd.as_fd()).map_err(|e| Error::os_at("stat (CRTHREADS_STATS)", p, e))?;
     if !(st.is_file() || st.is_char_device()) {
-        return Err(Error::Config {
-            var: "CRTHREADS_STATS",
-            value: p.display().to_string(),
-            expected: "a regular file (not a FIFO, socket or directory)".into(),
-        });
+        return Err(refuse());
     }
     Ok(fd)
 }
@@ -548,6 +576,13 @@ pub fn start() -> Result<Start> {
 /// Whether [`init`] has completed.
 pub fn is_initialised() -> bool {
     RUNTIME.get().is_some() || is_plain()
+}
+
+/// The persistent region of this run: its base address and its size in bytes (from the
+/// configuration, the checkpoint, or the defaults).
+pub fn region() -> Result<(usize, usize)> {
+    let l = get()?.region.layout();
+    Ok((l.base, l.capacity))
 }
 
 /// The active configuration.

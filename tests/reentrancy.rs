@@ -40,6 +40,7 @@ fn timer(us: i64) {
 }
 
 struct State {
+    #[allow(clippy::vec_box)] // each item its own allocation, on purpose: the test churns malloc
     items: Vec<Box<[u64; 6]>>,
     total: u64,
 }

@@ -243,11 +243,11 @@ impl Dir {
         (0..2).any(|s| fs::openat(self.fd.as_fd(), &c_name(s), libc::O_RDONLY, 0).is_ok())
     }
 
-    /// Gives the claim up and leaves the directory as it was found: removes the lock file, and
-    /// the directory if crthreads created it and it is now empty. For a run that wrote no
-    /// checkpoint.
+    /// Gives the claim up and, if the directory holds no slot file, leaves it as it was found:
+    /// removes the lock file, and the directory if crthreads created it. For a run that wrote no
+    /// checkpoint, or could not start.
     pub fn release_unused(self) {
-        if self.lock.is_none() {
+        if self.lock.is_none() || self.has_slots() {
             return;
         }
         let _ = fs::unlinkat(self.fd.as_fd(), &c_str(LOCK_NAME));

@@ -198,8 +198,17 @@ pub struct Store {
 
 impl Store {
     /// A store in the claimed directory `dir` for the region `base..base+capacity`.
+    /// If the store cannot be set up, the claim is given up as [`Dir::release_unused`] does.
     pub fn new(dir: Dir, base: usize, capacity: usize, durability: Durability) -> Result<Store> {
         let pages = capacity / PAGE;
+        let sets = (|| Ok(([Table::new(pages)?, Table::new(pages)?], [PageSet::new(pages)?, PageSet::new(pages)?])))();
+        let (tables, pending) = match sets {
+            Ok(s) => s,
+            Err(e) => {
+                dir.release_unused();
+                return Err(e);
+            }
+        };
         Ok(Store {
             dir_path: dir.path().to_path_buf(),
             dir: Some(dir),
@@ -209,9 +218,9 @@ impl Store {
             base: base as u64,
             capacity: capacity as u64,
             durability,
-            tables: [Table::new(pages)?, Table::new(pages)?],
+            tables,
             summaries: [Vec::new(), Vec::new()],
-            pending: [PageSet::new(pages)?, PageSet::new(pages)?],
+            pending,
             covered: [Vec::new(), Vec::new()],
             valid: [None, None],
             active: None,
@@ -540,11 +549,7 @@ impl Store {
     /// empty). Does nothing if the directory holds slot files.
     pub fn release_unused(&mut self) {
         if let Some(d) = self.dir.take() {
-            if d.has_slots() {
-                self.dir = Some(d);
-            } else {
-                d.release_unused();
-            }
+            d.release_unused();
         }
     }
 }

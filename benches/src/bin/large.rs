@@ -122,8 +122,8 @@ fn main() {
     assert!(slots > 0 && min > 0 && max >= min);
     let dir = temp_dir("large");
     let cfg = crthreads::Config::default().dir(&dir).reexec(false).keep(false);
-    let (base, cap) = (cfg.get_base(), cfg.get_capacity());
     crthreads::init(cfg).expect("init");
+    let (base, cap) = crthreads::region().expect("region");
     let rss = || resident(base, cap);
     let (cr0, gl0) = rss();
 
