@@ -33,9 +33,12 @@
 //!   field (not an environment variable); nothing is left half initialised.
 //! - `fifo_slot`: a FIFO named `slot-0` in the checkpoint directory is refused with a message
 //!   naming it (not opened and waited on); it is left as it was.
-//! - `fifo_stats_with_reader`: a FIFO as `CRTHREADS_STATS` (which the driver holds open for
-//!   reading) is refused with a message naming the variable, the path and what is expected (a
+//! - `fifo_stats`, `fifo_stats_with_reader`: a FIFO as `CRTHREADS_STATS`, without and with a
+//!   reader, is refused with a message naming the variable, the path and what is expected (a
 //!   regular file).
+//! - `refused_stats_leaves_no_directory`, `refused_limit_leaves_no_directory`: a start refused
+//!   after crthreads created the checkpoint directory (the statistics file is a FIFO; the
+//!   region does not fit under `ulimit -v`) removes the directory again.
 //! - `two_instances`: a second instance on a directory in use exits 1 at once with a message
 //!   naming the first's pid, while the first has no checkpoint yet; the first goes on, and after
 //!   its SIGKILL a new instance restores its checkpoint.
@@ -466,6 +469,52 @@ fn fifo_stats(link: Link, reader: bool) {
     done.check(is_fifo(&stats), || format!("{} is no longer the FIFO it was", stats.display()));
 }
 
+/// Limits the child's address space (`ulimit -v`) to `bytes`.
+fn limit_address_space(cmd: &mut Command, bytes: u64) {
+    // SAFETY: the hook runs in the child between fork and exec and makes one async-signal-safe
+    // system call (setrlimit) on a valid struct; it allocates nothing.
+    unsafe {
+        cmd.pre_exec(move || {
+            let lim = libc::rlimit { rlim_cur: bytes, rlim_max: bytes };
+            if libc::setrlimit(libc::RLIMIT_AS, &lim) == -1 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+}
+
+/// A start refused after crthreads created the checkpoint directory must remove it again. With
+/// `fifo`, the start is refused because the statistics file is a FIFO (found after the
+/// directory was claimed); otherwise because the region does not fit under `ulimit -v` (found
+/// while sizing the region).
+fn refused_start_leaves_no_directory(link: Link, fifo: bool) {
+    let p = Program::build("hard_start", link, RUN_LIMIT);
+    let dir = p.path("ckpt");
+    let done = if fifo {
+        let stats = p.path("stats.fifo");
+        mkfifo(&stats);
+        let env = [("CRTHREADS_DIR", s(&dir)), ("CRTHREADS_STATS", s(&stats))];
+        let done = p.start("refused-stats", &["main"], &env).finish();
+        done.expect_refused(&["CRTHREADS_STATS"]);
+        done
+    } else {
+        let env = [("CRTHREADS_DIR", s(&dir))];
+        let done = p.start_with("refused-limit", &["main"], &env, |cmd| limit_address_space(cmd, 60 << 20)).finish();
+        done.expect_refused(&["ulimit -v"]);
+        done
+    };
+    done.check(!exists(&dir), || {
+        let listing: Vec<_> = std::fs::read_dir(&dir)
+            .map(|r| r.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect())
+            .unwrap_or_default();
+        format!(
+            "crthreads refused to start, yet left behind the checkpoint directory {} it created (holding {listing:?})",
+            dir.display()
+        )
+    });
+}
+
 // ---------------------------------------------------------------------------------------------
 // Two instances.
 
@@ -532,6 +581,9 @@ suite! {
     crattr_late => |link| super::crattr(link, "crattr", &[("CRTHREADS_AUTO", "0")]);
     crattr_auto => |link| super::crattr(link, "crattr-auto", &[]);
     fifo_slot => super::fifo_slot;
+    fifo_stats => |link| super::fifo_stats(link, false);
     fifo_stats_with_reader => |link| super::fifo_stats(link, true);
+    refused_stats_leaves_no_directory => |link| super::refused_start_leaves_no_directory(link, true);
+    refused_limit_leaves_no_directory => |link| super::refused_start_leaves_no_directory(link, false);
     two_instances => super::two_instances;
 }
