@@ -1,6 +1,6 @@
-//! What the drivers of the C programs in `tests/c/` (`c_suite.rs`, `seed_api.rs`) share: finding
-//! the built library, compiling a program for one link mode, and running it with a clean
-//! environment and a time limit.
+//! What the drivers of the C programs in `tests/c/` (`c_suite.rs`, `seed_api.rs`, `hardening.rs`)
+//! share: finding the built library, compiling a program for one link mode, and running it with a
+//! clean environment and a time limit.
 //!
 //! The library is not built here (cargo does not build `cdylib`s for integration tests, and
 //! building inside a test would make runs depend on build state): `make lib` builds it first,
@@ -9,11 +9,12 @@
 //!
 //! Every run ([`Program::start`]) gets the environment of the test without the inherited
 //! `CRTHREADS_*`, `LD_PRELOAD` and `LD_LIBRARY_PATH`, then `LD_PRELOAD=libcrthreads.so` in the
-//! `preload` link mode, then the variables the driver names (a `CRTHREADS_DIR` among them). Its
-//! stdout and stderr go to files in the program's temporary directory, which is removed when the
-//! test passes and kept for inspection when it fails. A run longer than the driver's limit is
-//! killed and reported as hung; a failure ([`Done::fail`]) shows the command, the exit status and
-//! the program's stderr and stdout.
+//! `preload` link mode, then the variables the driver names (a `CRTHREADS_DIR` among them), then
+//! whatever the driver changes on the command ([`Program::start_with`]: descriptors, the
+//! environment). Its stdout and stderr go to files in the program's temporary directory, which
+//! is removed when the test passes and kept for inspection when it fails. A run longer than the
+//! driver's limit is killed and reported as hung; a failure ([`Done::fail`]) shows the command,
+//! the exit status and the program's stderr and stdout.
 
 use std::ffi::OsString;
 use std::fmt;
@@ -87,7 +88,8 @@ pub struct Program {
     pub name: &'static str,
     pub link: Link,
     lib: PathBuf,
-    exe: PathBuf,
+    /// The compiled program.
+    pub exe: PathBuf,
     tmp: TempDir,
     /// A run longer than this is killed and reported as hung.
     limit: Duration,
@@ -142,6 +144,18 @@ impl Program {
     /// Starts the program with `args` and a clean environment plus `env` (which must name
     /// `CRTHREADS_DIR`). `label` names the run in messages and its output files.
     pub fn start(&self, label: &str, args: &[&str], env: &[(&str, &str)]) -> Run {
+        self.start_with(label, args, env, |_| {})
+    }
+
+    /// [`Program::start`], with `adjust` applied to the command last (to change what the
+    /// program inherits: its descriptors, its environment).
+    pub fn start_with(
+        &self,
+        label: &str,
+        args: &[&str],
+        env: &[(&str, &str)],
+        adjust: impl FnOnce(&mut Command),
+    ) -> Run {
         assert!(env.iter().any(|(k, _)| *k == "CRTHREADS_DIR"), "every run gets its own CRTHREADS_DIR");
         let out_path = self.path(&format!("{label}.stdout"));
         let err_path = self.path(&format!("{label}.stderr"));
@@ -160,6 +174,7 @@ impl Program {
         cmd.envs(env.iter().copied());
         let create = |p: &Path| std::fs::File::create(p).unwrap_or_else(|e| panic!("create {}: {e}", p.display()));
         cmd.stdout(create(&out_path)).stderr(create(&err_path));
+        adjust(&mut cmd);
         let child = cmd.spawn().unwrap_or_else(|e| panic!("cannot start {}: {e}", self.exe.display()));
         Run {
             what: format!("{} [{}, {label}]", self.name, self.link),
