@@ -198,6 +198,7 @@ impl fmt::Display for Error {
                     libc::EACCES | libc::EPERM | libc::EROFS => {
                         f.write_str(" (point CRTHREADS_DIR at a directory you can write)")
                     }
+                    libc::ENOTDIR => f.write_str(" (a part of the path is a file: point CRTHREADS_DIR elsewhere)"),
                     _ => Ok(()),
                 }
             }
