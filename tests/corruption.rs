@@ -166,6 +166,15 @@ impl Ckpt {
         run_child("verify", &self.dir)
     }
 
+    /// Slot `s`'s table entry for page `p`.
+    fn entry(&self, s: usize, p: u64) -> format::Entry {
+        let f = File::open(self.slot(s)).unwrap();
+        let mut b = [0u8; 8];
+        let at = geometry().chunk_off(p / format::GROUP_PAGES as u64) + (p % format::GROUP_PAGES as u64) * 8;
+        f.read_exact_at(&mut b, at).unwrap();
+        format::Entry::unpack(u64::from_le_bytes(b))
+    }
+
     /// Flips bit `bit` of byte `at` of slot `s`.
     fn flip(&self, s: usize, at: u64, bit: u8) {
         let f = OpenOptions::new().read(true).write(true).open(self.slot(s)).unwrap();
@@ -294,10 +303,11 @@ fn flipped_table_chunk_bit_falls_back() {
 fn flipped_data_page_bit_falls_back() {
     let c = Ckpt::new("corrupt-page");
     let h = c.header(0);
-    // The heap area is the last live extent; damage a page in its middle.
+    // The heap area is the last live extent; damage a stored page (not a hole) in its middle.
     let heap = *h.extents.last().unwrap();
     assert!(heap.npages >= 2, "heap extent {heap:?}");
-    let p = heap.first + heap.npages / 2;
+    let mid = heap.first + heap.npages / 2;
+    let p = (mid..heap.end()).chain(heap.first..mid).find(|&p| !c.entry(0, p).hole).expect("a stored heap page");
     c.flip(0, geometry().page_off(p) + 1000, 1);
     assert_fell_back(&c.verify(), &format!("page {p} checksum mismatch"));
 }
