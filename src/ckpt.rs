@@ -25,13 +25,14 @@ use std::os::fd::{AsFd, OwnedFd};
 use crate::config::TrackerKind;
 use crate::error::Result;
 use crate::heap::{self, meta::RegionLayout};
-use crate::store::format::Extent;
+use crate::pages::PageSet;
+use crate::pages::{Extent, Extents};
 use crate::store::{PageSource, Store};
 use crate::sys::{PAGE, now_ns, pagemap};
-use crate::track::{self, PageSet, Tracker};
+use crate::track::{self, Tracker};
 
 /// Statistics of one checkpoint.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Stats {
     /// Sequence number of the committed checkpoint.
     pub seq: u64,
@@ -53,6 +54,12 @@ pub struct Stats {
     pub runs: u64,
     /// Whether the image was also mirrored into the other slot.
     pub mirrored: bool,
+    /// Whether the checkpoint directory had been removed and was recreated first (the image is
+    /// then complete, under a new series).
+    pub recreated_dir: bool,
+    /// Why mirroring into the other slot failed, if it did (its pages stay pending, and the next
+    /// checkpoint writes them).
+    pub mirror_error: Option<String>,
     /// Whole checkpoint, µs.
     pub duration_us: u64,
     /// Taking the heap's locks, µs.
@@ -98,13 +105,15 @@ impl Stats {
 /// than they save).
 const FREE_RUN_MIN_PAGES: u32 = 4;
 
-/// The region's live pages, as store extents (empty ones left out).
-pub(crate) fn live_extents(layout: &RegionLayout) -> Vec<Extent> {
-    heap::live_extents(layout)
-        .iter()
-        .filter(|(_, n)| *n > 0)
-        .map(|&(first, npages)| Extent { first: first as u64, npages: npages as u64 })
-        .collect()
+/// The region's live pages, as store extents (empty ones left out). No allocation.
+pub(crate) fn live_extents(layout: &RegionLayout) -> Extents {
+    let mut out = Extents::new();
+    for (first, npages) in heap::live_extents(layout) {
+        if npages > 0 {
+            out.push(Extent { first: first as u64, npages: npages as u64 });
+        }
+    }
+    out
 }
 
 /// Working state kept from one checkpoint to the next.
@@ -116,19 +125,19 @@ pub(crate) struct Scratch {
     /// Pages that may have changed since the last committed checkpoint.
     recent: PageSet,
     /// The live extents of the last committed checkpoint (or of the restored one).
-    last: Vec<Extent>,
+    last: Extents,
 }
 
 impl Scratch {
     /// Scratch state for a region of `pages` pages whose live extents are now `live` (restored
     /// or freshly formatted).
-    pub(crate) fn new(pages: usize, live: Vec<Extent>, fresh: bool) -> Result<Scratch> {
+    pub(crate) fn new(pages: usize, live: Extents, fresh: bool) -> Result<Scratch> {
         Ok(Scratch {
             pagemap: pagemap::open_pagemap().ok(),
             absent: PageSet::new(pages)?,
             recent: PageSet::new(pages)?,
             // A fresh region's live pages are new to every slot.
-            last: if fresh { Vec::new() } else { live },
+            last: if fresh { Extents::new() } else { live },
         })
     }
 }
@@ -222,10 +231,17 @@ fn newly_live(now: &[Extent], before: &[Extent], mut f: impl FnMut(Extent)) {
 }
 
 /// Takes a checkpoint. On failure the previous checkpoint stays valid.
+///
+/// Everything that allocates (claiming or recreating the directory, opening slot files) happens
+/// before the heap's locks are taken; between taking and releasing them nothing allocates (a
+/// `fork` in another thread takes the same locks, and the volatile allocator's after them:
+/// see the lock order in [`crate::sync`]). Debug builds abort on an allocation there.
 pub(crate) fn take(p: Parts<'_>) -> Result<Stats> {
     let Parts { layout, store, tracker, meta, scratch } = p;
+    let recreated = store.prepare()?;
     let t0 = now_ns();
     heap::lock_all();
+    crate::sys::tls::set_no_alloc(true);
     let t1 = now_ns();
     let extents = live_extents(layout);
     let result = (|| {
@@ -236,10 +252,12 @@ pub(crate) fn take(p: Parts<'_>) -> Result<Stats> {
         heap::for_each_free_run(layout, FREE_RUN_MIN_PAGES, |first, n| scratch.absent.insert_range(first, n));
         let pending = store.pending();
         let into = [pending[0], pending[1], &scratch.recent];
-        let collected = tracker.collect(&extents, &into)?;
+        let collected = tracker.collect(&extents, &into).map_err(Failure::Track)?;
         track::drain_discarded(&extents, &into);
         let t2 = now_ns();
-        let c = store.commit(&extents, meta, &Pages { absent: &scratch.absent, recent: &scratch.recent })?;
+        let c = store
+            .commit(&extents, meta, &Pages { absent: &scratch.absent, recent: &scratch.recent })
+            .map_err(Failure::Commit)?;
         Ok((collected, c, t2))
     })();
     for e in &extents {
@@ -249,11 +267,16 @@ pub(crate) fn take(p: Parts<'_>) -> Result<Stats> {
         for e in &extents {
             scratch.recent.remove_range(e.first as usize, e.npages as usize);
         }
-        scratch.last.clone_from(&extents);
+        scratch.last = extents;
     }
+    crate::sys::tls::set_no_alloc(false);
     heap::unlock_all();
     let t3 = now_ns();
-    let (collected, c, t2) = result?;
+    let (collected, c, t2) = match result {
+        Ok(r) => r,
+        Err(Failure::Track(e)) => return Err(e),
+        Err(Failure::Commit(e)) => return Err(store.error(e)),
+    };
     Ok(Stats {
         seq: c.seq,
         slot: c.slot,
@@ -264,6 +287,8 @@ pub(crate) fn take(p: Parts<'_>) -> Result<Stats> {
         bytes_written: c.bytes_written,
         runs: c.runs,
         mirrored: c.mirrored,
+        recreated_dir: recreated,
+        mirror_error: c.mirror_error.map(|e| store.error(e).to_string()),
         duration_us: (t3 - t0) / 1000,
         stop_us: (t1 - t0) / 1000,
         scan_us: (t2 - t1) / 1000,
@@ -271,6 +296,12 @@ pub(crate) fn take(p: Parts<'_>) -> Result<Stats> {
         sync_us: c.sync_ns / 1000,
         commit_us: c.commit_ns / 1000,
     })
+}
+
+/// What failed inside the stop window (turned into an [`crate::Error`] after it).
+enum Failure {
+    Track(crate::error::Error),
+    Commit(crate::store::CommitError),
 }
 
 #[cfg(test)]

@@ -54,8 +54,23 @@ pub(crate) fn unlock() {
     unsafe { V.lock.unlock() }
 }
 
+/// Allocations made inside a no-allocation window (see [`crate::sys::tls::set_no_alloc`]): a
+/// bug, counted so that tests can assert there are none.
+static FORBIDDEN: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+
+/// How many allocations were made inside no-allocation windows so far.
+pub fn forbidden_allocations() -> u64 {
+    FORBIDDEN.load(core::sync::atomic::Ordering::Relaxed)
+}
+
 /// Allocates `size` bytes aligned to `align` (a power of two). Null when out of memory.
 pub fn alloc(size: usize, align: usize) -> *mut u8 {
+    if crate::sys::tls::no_alloc() {
+        FORBIDDEN.fetch_add(1, core::sync::atomic::Ordering::Relaxed);
+        if cfg!(debug_assertions) {
+            crate::sys::fatal("allocation inside the checkpoint's stop window (a fork could deadlock on it)");
+        }
+    }
     let align = align.max(16);
     let Some(need) = size.checked_add(align).and_then(|n| n.checked_add(HEADER)) else {
         return null_mut();

@@ -49,6 +49,7 @@
 //! read from disk without bounding it first.
 
 use crate::config::{REGION_ALIGN, USER_TOP};
+pub use crate::pages::{Extent, Extents, MAX_EXTENTS};
 
 /// Page size of the format.
 pub const PAGE: usize = 4096;
@@ -68,8 +69,6 @@ pub const SUMMARY_OFF: u64 = 65536;
 pub const GROUP_PAGES: usize = 512;
 /// Bytes of a table entry.
 pub const ENTRY_LEN: usize = 8;
-/// Most extents a header lists.
-pub const MAX_EXTENTS: usize = 8;
 /// Header state: a checkpoint is being written into this slot; it holds nothing usable.
 pub const STATE_WRITING: u32 = 1;
 /// Header state: the slot holds a committed checkpoint.
@@ -104,24 +103,8 @@ mod off {
     const _: () = assert!(NEXTENTS + 4 <= SERIES && SERIES + 16 <= SUMMARY_CRC && EXTENTS == 128);
 }
 
-/// A run of region pages.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Extent {
-    /// First page.
-    pub first: u64,
-    /// Number of pages.
-    pub npages: u64,
-}
-
-impl Extent {
-    /// One past the last page.
-    pub fn end(&self) -> u64 {
-        self.first + self.npages
-    }
-}
-
 /// A decoded header.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Header {
     /// Slot number (0 or 1).
     pub slot: u32,
@@ -138,7 +121,7 @@ pub struct Header {
     /// Groups covered by the summary.
     pub ngroups: u32,
     /// Live page runs.
-    pub extents: Vec<Extent>,
+    pub extents: Extents,
     /// crc32c of the summary bytes.
     pub summary_crc: u32,
     /// Length of the meta block.
@@ -165,7 +148,7 @@ impl Header {
             base,
             capacity,
             ngroups: 0,
-            extents: Vec::new(),
+            extents: Extents::new(),
             summary_crc: 0,
             meta_len: 0,
             meta_crc: 0,
@@ -232,8 +215,14 @@ fn get64(b: &[u8], at: usize) -> u64 {
 
 /// Encodes a header, crc included.
 pub fn encode_header(h: &Header) -> Box<[u8; HEADER_LEN]> {
-    assert!(h.extents.len() <= MAX_EXTENTS);
     let mut b = Box::new([0u8; HEADER_LEN]);
+    encode_header_into(h, &mut b);
+    b
+}
+
+/// Encodes a header into `b`, crc included, without allocating.
+pub fn encode_header_into(h: &Header, b: &mut [u8; HEADER_LEN]) {
+    b.fill(0);
     b[off::MAGIC..off::MAGIC + 8].copy_from_slice(&MAGIC);
     put32(&mut b[..], off::VERSION, VERSION);
     put32(&mut b[..], off::HEADER_LEN, HEADER_LEN as u32);
@@ -259,7 +248,6 @@ pub fn encode_header(h: &Header) -> Box<[u8; HEADER_LEN]> {
     }
     let crc = crc32c::crc32c(&b[..off::CRC]);
     put32(&mut b[..], off::CRC, crc);
-    b
 }
 
 /// Decodes and validates a header read from slot file `slot`. Every field is checked before
@@ -293,7 +281,7 @@ pub fn decode_header(b: &[u8], slot: u32) -> Result<Header, String> {
         base: get64(b, off::BASE),
         capacity: get64(b, off::CAPACITY),
         ngroups: get32(b, off::NGROUPS),
-        extents: Vec::new(),
+        extents: Extents::new(),
         summary_crc: get32(b, off::SUMMARY_CRC),
         meta_len: get32(b, off::META_LEN),
         meta_crc: get32(b, off::META_CRC),
@@ -333,7 +321,7 @@ pub fn decode_header(b: &[u8], slot: u32) -> Result<Header, String> {
         return Err(format!("{n} extents (at most {MAX_EXTENTS})"));
     }
     let geo = Geometry::new(h.capacity);
-    let mut extents = Vec::with_capacity(n);
+    let mut extents = Extents::new();
     let mut prev_end = 0u64;
     for i in 0..n {
         let e = Extent { first: get64(b, off::EXTENTS + i * 16), npages: get64(b, off::EXTENTS + i * 16 + 8) };
@@ -501,7 +489,7 @@ mod tests {
             base: 0x2000_0000_0000,
             capacity: 1 << 30,
             ngroups: 3,
-            extents: vec![Extent { first: 0, npages: 65 }, Extent { first: 1000, npages: 100 }],
+            extents: Extents::from(&[Extent { first: 0, npages: 65 }, Extent { first: 1000, npages: 100 }][..]),
             summary_crc: 7,
             meta_len: 100,
             meta_crc: 9,
@@ -538,7 +526,7 @@ mod tests {
         assert!(decode_header(&encode_header(&w)[..], 1).unwrap_err().contains("never committed"));
         let g = Header { ngroups: 9, ..h.clone() };
         assert!(decode_header(&encode_header(&g)[..], 1).unwrap_err().contains("groups"));
-        let x = Header { extents: vec![Extent { first: u64::MAX - 1, npages: 5 }], ..h };
+        let x = Header { extents: Extents::from(&[Extent { first: u64::MAX - 1, npages: 5 }][..]), ..h };
         assert!(decode_header(&encode_header(&x)[..], 1).is_err());
     }
 

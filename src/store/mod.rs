@@ -37,7 +37,7 @@ pub mod format;
 mod restore;
 mod table;
 
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 pub use restore::{Restored, peek_region};
@@ -45,10 +45,10 @@ pub use restore::{Restored, peek_region};
 use crate::config::Durability;
 use crate::error::{Errno, Error, Result};
 use crate::failpoint;
+use crate::pages::PageSet;
 use crate::sys::{fs, now_ns};
-use crate::track::PageSet;
 use file::Dir;
-use format::{Entry, Extent, GROUP_PAGES, Geometry, HEADER_LEN, Header, PAGE, STATE_COMMITTED};
+use format::{Entry, Extent, Extents, GROUP_PAGES, Geometry, HEADER_LEN, Header, PAGE, STATE_COMMITTED};
 use table::Table;
 
 /// Pages (or table chunks) per write. Larger writes make ext4 cache the file in large folios,
@@ -106,26 +106,21 @@ fn merge_runs(runs: impl Iterator<Item = (u64, u64)>, gap: u64, max: u64) -> Vec
     out
 }
 
-/// The pages in both `a` and `b` (sorted, disjoint extent lists).
-fn intersect(a: &[Extent], b: &[Extent]) -> Vec<Extent> {
-    let mut out = Vec::new();
-    for x in a {
-        for y in b {
-            let (lo, hi) = (x.first.max(y.first), x.end().min(y.end()));
-            if lo < hi {
-                out.push(Extent { first: lo, npages: hi - lo });
-            }
-        }
-    }
-    out.sort_by_key(|e| e.first);
-    out
-}
-
 /// The ranges of groups `[g0, g1)` whose pages `extents` touch.
 fn group_ranges(extents: &[Extent]) -> Vec<(u64, u64)> {
     let gp = GROUP_PAGES as u64;
     let groups = extents.iter().filter(|e| e.npages > 0).map(|e| (e.first / gp, e.end().div_ceil(gp) - e.first / gp));
     merge_runs(groups, 0, READ_PAGES).into_iter().map(|(g, n)| (g, g + n)).collect()
+}
+
+/// The summary entries as their on-disk bytes, without copying (x86-64 is little-endian).
+fn summary_bytes(summary: &[u32]) -> &[u8] {
+    const _: () = assert!(cfg!(target_endian = "little"));
+    // SAFETY: any u32 is 4 valid bytes, and u8 has no alignment requirement, so the middle part
+    // of the split is the whole slice.
+    let (head, bytes, tail) = unsafe { summary.align_to::<u8>() };
+    debug_assert!(head.is_empty() && tail.is_empty());
+    bytes
 }
 
 /// A random series identity (never 0, which means "none yet").
@@ -137,6 +132,18 @@ fn new_series() -> u128 {
         b[8..12].copy_from_slice(&std::process::id().to_le_bytes());
     }
     u128::from_le_bytes(b).max(1)
+}
+
+/// A commit that failed: what it was doing, in which slot, and the OS's reason (turned into an
+/// [`Error`] by [`Store::error`], outside the allocation-free window).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CommitError {
+    /// The operation, e.g. `"write"`.
+    pub op: &'static str,
+    /// The slot being written.
+    pub slot: usize,
+    /// The error number.
+    pub errno: Errno,
 }
 
 /// Statistics of one commit.
@@ -163,8 +170,8 @@ pub struct CommitStats {
     pub commit_ns: u64,
     /// Whether this commit also mirrored the image into the other slot.
     pub mirrored: bool,
-    /// Whether the checkpoint directory had to be recreated first (it was removed).
-    pub recreated_dir: bool,
+    /// Why the mirror into the other slot failed, if it did (its pages stay pending).
+    pub mirror_error: Option<CommitError>,
 }
 
 /// A checkpoint store for one region.
@@ -187,13 +194,17 @@ pub struct Store {
     /// have stayed live since. A page that leaves the live set can change without a tracked
     /// write (the heap gives it back to the OS), so it stops being covered, and when it is
     /// live again it is rewritten.
-    covered: [Vec<Extent>; 2],
+    covered: [Extents; 2],
     /// Sequence number of the committed checkpoint each slot holds, if valid.
     valid: [Option<u64>; 2],
     active: Option<usize>,
     seq: u64,
     /// The series both slots belong to (0: none yet; drawn by the first commit).
     series: u128,
+    /// Buffers the commit reuses, so that it allocates nothing: the header being encoded, and
+    /// the table groups it changed.
+    header_buf: Box<[u8; HEADER_LEN]>,
+    dirty_groups: Vec<u64>,
 }
 
 impl Store {
@@ -201,6 +212,7 @@ impl Store {
     /// If the store cannot be set up, the claim is given up as [`Dir::release_unused`] does.
     pub fn new(dir: Dir, base: usize, capacity: usize, durability: Durability) -> Result<Store> {
         let pages = capacity / PAGE;
+        let max_groups = Geometry::new(capacity as u64).max_groups() as usize;
         let sets = (|| Ok(([Table::new(pages)?, Table::new(pages)?], [PageSet::new(pages)?, PageSet::new(pages)?])))();
         let (tables, pending) = match sets {
             Ok(s) => s,
@@ -219,13 +231,15 @@ impl Store {
             capacity: capacity as u64,
             durability,
             tables,
-            summaries: [Vec::new(), Vec::new()],
+            summaries: [Vec::with_capacity(max_groups), Vec::with_capacity(max_groups)],
             pending,
-            covered: [Vec::new(), Vec::new()],
+            covered: [Extents::new(), Extents::new()],
             valid: [None, None],
             active: None,
             seq: 0,
             series: 0,
+            header_buf: Box::new([0; HEADER_LEN]),
+            dirty_groups: Vec::with_capacity(max_groups),
         })
     }
 
@@ -262,8 +276,10 @@ impl Store {
         for t in &mut self.tables {
             t.clear();
         }
-        self.summaries = [Vec::new(), Vec::new()];
-        self.covered = [Vec::new(), Vec::new()];
+        for sm in &mut self.summaries {
+            sm.clear();
+        }
+        self.covered = [Extents::new(), Extents::new()];
         self.valid = [None, None];
         self.active = None;
         self.series = 0;
@@ -299,27 +315,58 @@ impl Store {
     // -----------------------------------------------------------------------------------------
     // Checkpoint.
 
-    /// Commits a checkpoint of the live pages `extents` of the region, writing into the
-    /// inactive slot every page in its pending set. The caller has added the pages written
-    /// since the previous checkpoint to both pending sets, and keeps the region unchanged
-    /// during the call. `data` tells which pages can hold data at all.
-    pub fn commit(&mut self, extents: &[Extent], meta: &[u8], data: &dyn PageSource) -> Result<CommitStats> {
-        if extents.len() > format::MAX_EXTENTS || meta.len() > format::META_MAX {
-            return Err(Error::Unsupported {
-                what: "this checkpoint".into(),
-                why: "too many extents or meta too large".into(),
-            });
-        }
+    /// Readies the next commit, before the world is stopped (this allocates; [`Store::commit`]
+    /// does not): claims the directory again after a retirement, recreates it if it was removed
+    /// (a new series, a full image), draws the series of a new chain, and opens both slot files
+    /// for writing. Returns whether the directory had to be recreated.
+    pub fn prepare(&mut self) -> Result<bool> {
         let recreated = self.ensure_dir()?;
         if self.series == 0 {
             self.series = new_series();
         }
+        let dir = self.dir.as_ref().expect("claimed above");
+        for s in 0..2 {
+            if !self.writable[s] {
+                let (fd, created) = dir.create_slot(s)?;
+                if created && self.durability == Durability::Sync {
+                    dir.sync()?;
+                }
+                self.files[s] = Some(fd);
+                self.writable[s] = true;
+            }
+        }
+        Ok(recreated)
+    }
+
+    /// Commits a checkpoint of the live pages `extents` of the region, writing into the
+    /// inactive slot every page in its pending set. The caller has called [`Store::prepare`],
+    /// has added the pages written since the previous checkpoint to both pending sets, and keeps
+    /// the region unchanged during the call. `data` tells which pages can hold data at all.
+    ///
+    /// Allocates nothing (it runs while the checkpoint holds the heap's locks); a failure is a
+    /// [`CommitError`], which [`Store::error`] turns into an [`Error`] afterwards.
+    pub fn commit(
+        &mut self,
+        extents: &[Extent],
+        meta: &[u8],
+        data: &dyn PageSource,
+    ) -> std::result::Result<CommitStats, CommitError> {
+        if extents.len() > format::MAX_EXTENTS || meta.len() > format::META_MAX {
+            return Err(CommitError {
+                op: "checkpoint (too many extents or meta too large)",
+                slot: 0,
+                errno: Errno(libc::E2BIG),
+            });
+        }
+        if !(self.writable[0] && self.writable[1]) {
+            return Err(CommitError { op: "checkpoint (store not prepared)", slot: 0, errno: Errno(libc::EINVAL) });
+        }
         let seq = self.seq + 1;
         let target = self.active.map_or(0, |a| 1 - a);
         for c in self.covered.iter_mut() {
-            *c = intersect(c, extents);
+            *c = c.intersect(extents);
         }
-        let mut st = CommitStats { seq, slot: target, recreated_dir: recreated, ..Default::default() };
+        let mut st = CommitStats { seq, slot: target, ..Default::default() };
         self.write_slot(target, seq, extents, meta, data, &mut st)?;
         self.active = Some(target);
         self.seq = seq;
@@ -327,11 +374,20 @@ impl Store {
         if self.valid[other].is_none() {
             failpoint::hit("mirror", seq);
             // A failed mirror leaves the pages pending; the next checkpoint writes them.
-            if self.write_slot(other, seq, extents, meta, data, &mut st).is_ok() {
-                st.mirrored = true;
+            match self.write_slot(other, seq, extents, meta, data, &mut st) {
+                Ok(()) => st.mirrored = true,
+                Err(e) => st.mirror_error = Some(e),
             }
         }
         Ok(st)
+    }
+
+    /// The error a [`CommitError`] stands for, naming the slot file.
+    pub fn error(&self, e: CommitError) -> Error {
+        match &self.dir {
+            Some(d) => Error::os_at(e.op, d.slot_path(e.slot), e.errno),
+            None => Error::os_at(e.op, self.dir_path.join(file::slot_name(e.slot)), e.errno),
+        }
     }
 
     fn write_slot(
@@ -342,33 +398,18 @@ impl Store {
         meta: &[u8],
         data: &dyn PageSource,
         st: &mut CommitStats,
-    ) -> Result<()> {
-        let dir = self.dir.as_ref().expect("claimed by commit");
-        let path = dir.slot_path(s);
-        let os = |op: &'static str| {
-            let path = path.clone();
-            move |e: Errno| Error::os_at(op, path, e)
-        };
-        if !self.writable[s] {
-            let (fd, created) = dir.create_slot(s)?;
-            if created && self.durability == Durability::Sync {
-                dir.sync()?;
-            }
-            self.files[s] = Some(fd);
-            self.writable[s] = true;
-        }
-        let fd = self.files[s]
-            .as_ref()
-            .expect("opened above")
-            .try_clone()
-            .map_err(|e| Error::os_at("dup", &path, Errno(e.raw_os_error().unwrap_or(0))))?;
-        let fd = fd.as_fd();
+    ) -> std::result::Result<(), CommitError> {
+        let os = |op: &'static str| move |errno: Errno| CommitError { op, slot: s, errno };
+        let raw = self.files[s].as_ref().expect("opened by prepare").as_raw_fd();
+        // SAFETY: `files[s]` stays open for the whole call: nothing below replaces or closes it.
+        let fd = unsafe { BorrowedFd::borrow_raw(raw) };
         let t0 = now_ns();
 
         // 1. The slot stops vouching for its old contents.
         self.valid[s] = None;
         let writing = Header::writing(s as u32, seq, self.series, self.base, self.capacity);
-        fs::pwrite_from(fd, &format::encode_header(&writing)[..], 0).map_err(os("write"))?;
+        format::encode_header_into(&writing, &mut self.header_buf);
+        fs::pwrite_from(fd, &self.header_buf[..], 0).map_err(os("write"))?;
         st.bytes_written += HEADER_LEN as u64;
         // Groups beyond the live extents hold nothing restore will read: give their space
         // back (after a failed checkpoint on a full disk, this is what makes room again).
@@ -378,9 +419,14 @@ impl Store {
             fs::ftruncate(fd, needed).map_err(os("truncate"))?;
             // Pages past the cut are no longer held by this slot.
             let limit = ngroups * GROUP_PAGES as u64;
-            for c in self.covered[s].iter_mut() {
-                c.npages = c.npages.min(limit.saturating_sub(c.first));
+            let mut kept = Extents::new();
+            for c in self.covered[s].iter() {
+                let n = c.npages.min(limit.saturating_sub(c.first));
+                if n > 0 {
+                    kept.push(Extent { first: c.first, npages: n });
+                }
             }
+            self.covered[s] = kept;
         }
         failpoint::hit("before-payload", seq);
 
@@ -398,9 +444,10 @@ impl Store {
                 (&mut b[0], &a[0])
             }
         };
+        self.dirty_groups.clear();
         let mut w = SlotWriter {
             fd,
-            path: &path,
+            slot: s,
             base: self.base,
             geo: self.geo,
             seq,
@@ -408,7 +455,7 @@ impl Store {
             twin,
             run: None,
             err: None,
-            dirty_groups: Vec::new(),
+            dirty_groups: &mut self.dirty_groups,
             holes: 0,
             bytes: 0,
             runs: 0,
@@ -441,7 +488,7 @@ impl Store {
         if let Some(e) = w.err.take() {
             return Err(e);
         }
-        let SlotWriter { mut dirty_groups, holes, bytes, runs, .. } = w;
+        let (holes, bytes, runs) = (w.holes, w.bytes, w.runs);
         st.pages_written += pages_pending;
         st.holes += holes;
         st.bytes_written += bytes;
@@ -449,20 +496,32 @@ impl Store {
         let t1 = now_ns();
         st.copy_ns += t1 - t0;
 
-        // Table chunks (neighbours merged into one write), summary, meta.
-        dirty_groups.dedup();
+        // Table chunks (neighbours merged into one write, at most MAX_WRITE_PAGES), summary,
+        // meta.
+        self.dirty_groups.dedup();
         let summary = &mut self.summaries[s];
         summary.resize(ngroups as usize, 0);
-        for &g in &dirty_groups {
+        for &g in self.dirty_groups.iter() {
             if (g as usize) < summary.len() {
                 summary[g as usize] = crc32c::crc32c(self.tables[s].chunk(g));
             }
         }
-        for (g, n) in merge_runs(dirty_groups.iter().map(|&g| (g, 1)), MAX_GAP, MAX_WRITE_PAGES) {
-            fs::pwrite_from(fd, self.tables[s].chunks(g, g + n), self.geo.chunk_off(g)).map_err(os("write"))?;
-            st.bytes_written += n * PAGE as u64;
+        let mut run: Option<(u64, u64)> = None;
+        for &g in self.dirty_groups.iter().chain(core::iter::once(&u64::MAX)) {
+            match run {
+                Some((a, b)) if g != u64::MAX && g <= b + MAX_GAP && g + 1 - a <= MAX_WRITE_PAGES => {
+                    run = Some((a, g + 1))
+                }
+                _ => {
+                    if let Some((a, b)) = run {
+                        fs::pwrite_from(fd, self.tables[s].chunks(a, b), self.geo.chunk_off(a)).map_err(os("write"))?;
+                        st.bytes_written += (b - a) * PAGE as u64;
+                    }
+                    run = if g == u64::MAX { None } else { Some((g, g + 1)) };
+                }
+            }
         }
-        fs::pwrite_from(fd, &format::encode_summary(summary), format::SUMMARY_OFF).map_err(os("write"))?;
+        fs::pwrite_from(fd, summary_bytes(summary), format::SUMMARY_OFF).map_err(os("write"))?;
         fs::pwrite_from(fd, meta, format::META_OFF).map_err(os("write"))?;
         st.bytes_written += summary.len() as u64 * 4 + meta.len() as u64;
         let t2 = now_ns();
@@ -481,7 +540,7 @@ impl Store {
             base: self.base,
             capacity: self.capacity,
             ngroups: ngroups as u32,
-            extents: extents.to_vec(),
+            extents: Extents::from(extents),
             summary_crc: format::summary_crc(summary),
             meta_len: meta.len() as u32,
             meta_crc: crc32c::crc32c(meta),
@@ -489,7 +548,8 @@ impl Store {
             time_ns: crate::sys::realtime_ns(),
             pages_written: pages_pending,
         };
-        fs::pwrite_from(fd, &format::encode_header(&header)[..], 0).map_err(os("write"))?;
+        format::encode_header_into(&header, &mut self.header_buf);
+        fs::pwrite_from(fd, &self.header_buf[..], 0).map_err(os("write"))?;
         st.bytes_written += HEADER_LEN as u64;
         let t4 = now_ns();
         if self.durability == Durability::Sync {
@@ -503,7 +563,7 @@ impl Store {
         for e in extents {
             self.pending[s].remove_range(e.first as usize, e.npages as usize);
         }
-        self.covered[s] = extents.to_vec();
+        self.covered[s] = Extents::from(extents);
         self.valid[s] = Some(seq);
         Ok(())
     }
@@ -560,7 +620,7 @@ impl Store {
 /// list of table groups it touched.
 struct SlotWriter<'a> {
     fd: BorrowedFd<'a>,
-    path: &'a Path,
+    slot: usize,
     base: u64,
     geo: Geometry,
     seq: u64,
@@ -569,8 +629,8 @@ struct SlotWriter<'a> {
     /// The write being gathered: pages `start..end`.
     run: Option<(u64, u64)>,
     /// The first error; later pages are skipped.
-    err: Option<Error>,
-    dirty_groups: Vec<u64>,
+    err: Option<CommitError>,
+    dirty_groups: &'a mut Vec<u64>,
     holes: u64,
     bytes: u64,
     runs: u64,
@@ -660,7 +720,7 @@ impl SlotWriter<'_> {
                 self.bytes += len as u64;
                 self.runs += 1;
             }
-            Err(e) => self.err = Some(Error::os_at("write", self.path, e)),
+            Err(errno) => self.err = Some(CommitError { op: "write", slot: self.slot, errno }),
         }
     }
 }
@@ -675,13 +735,6 @@ mod tests {
         assert_eq!(r, vec![(0, 5), (9, 1), (20, 16), (36, 16), (52, 8)]);
         assert_eq!(merge_runs([(5, 1), (6, 1)].into_iter(), 0, 16), vec![(5, 2)]);
         assert_eq!(merge_runs([(0, 10), (2, 1), (3, 9)].into_iter(), 0, 16), vec![(0, 12)]);
-    }
-
-    #[test]
-    fn intersection_keeps_only_common_pages() {
-        let x = |first, npages| Extent { first, npages };
-        assert_eq!(intersect(&[x(0, 10), x(20, 10)], &[x(5, 20)]), vec![x(5, 5), x(20, 5)]);
-        assert_eq!(intersect(&[x(0, 10)], &[x(10, 5)]), vec![]);
     }
 
     #[test]

@@ -12,7 +12,7 @@ use std::os::fd::{AsFd, BorrowedFd};
 use super::file::{self, Dir};
 use super::format::{self, GROUP_PAGES, Geometry, HEADER_LEN, Header, PAGE, STATE_WRITING};
 use super::table::Table;
-use super::{READ_PAGES, Store, group_ranges, intersect};
+use super::{READ_PAGES, Store, group_ranges};
 use crate::error::{Error, Result};
 use crate::sys::{fs, mman};
 
@@ -293,7 +293,8 @@ impl Store {
             let holes = holes.into_inner();
             counts = (total - holes, holes);
         }
-        self.summaries[s] = summary;
+        self.summaries[s].clear();
+        self.summaries[s].extend_from_slice(&summary);
         Ok(counts)
     }
 
@@ -305,14 +306,14 @@ impl Store {
         self.seq = h.seq;
         self.series = h.series;
         self.valid[s] = Some(h.seq);
-        self.covered[s] = h.extents.clone();
+        self.covered[s] = h.extents;
         self.pending[s].clear();
         self.pending[o].clear();
         match other {
             Some(oh) => {
                 self.valid[o] = Some(oh.seq);
                 // Memory outside the restored extents is zero, whatever the older slot holds.
-                self.covered[o] = intersect(&oh.extents, &h.extents);
+                self.covered[o] = oh.extents.intersect(&h.extents);
                 for e in &h.extents {
                     for p in e.first..e.end() {
                         if self.tables[s].get(p).newer_than(oh.seq) {
@@ -323,7 +324,7 @@ impl Store {
             }
             None => {
                 self.valid[o] = None;
-                self.covered[o] = Vec::new();
+                self.covered[o] = Default::default();
                 self.summaries[o].clear();
                 self.tables[o].clear();
             }

@@ -15,7 +15,7 @@ use crate::loom::{AtomicU32, Ordering, futex, spin_hint};
 /// call made from a signal handler that interrupted the thread inside the runtime is refused
 /// instead of deadlocking.
 #[inline(always)]
-fn held(_d: i32) {
+fn held(_d: i16) {
     #[cfg(not(loom))]
     crate::sys::tls::held_add(_d);
 }

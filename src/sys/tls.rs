@@ -48,16 +48,19 @@ pub(crate) fn block() -> *mut u8 {
 }
 
 /// Offset in the block of the count of runtime locks ([`crate::sync::RawLock`]) the thread
-/// holds; the allocator's thread state lies below it.
+/// holds (a u16); the allocator's thread state lies below it.
 pub(crate) const HELD_OFF: usize = 28;
+/// Offset of the flag that marks the thread as inside a window where it must not allocate
+/// (a u16).
+const NO_ALLOC_OFF: usize = 30;
 
 /// Adds `d` to the calling thread's count of runtime locks held.
 #[inline(always)]
-pub(crate) fn held_add(d: i32) {
-    // SAFETY: the block is this thread's and BLOCK bytes long; the u32 at HELD_OFF is reserved
+pub(crate) fn held_add(d: i16) {
+    // SAFETY: the block is this thread's and BLOCK bytes long; the u16 at HELD_OFF is reserved
     // for this counter and only this thread touches it.
     unsafe {
-        let p = block().add(HELD_OFF) as *mut u32;
+        let p = block().add(HELD_OFF) as *mut u16;
         p.write(p.read().wrapping_add_signed(d));
     }
 }
@@ -65,12 +68,26 @@ pub(crate) fn held_add(d: i32) {
 /// How many runtime locks the calling thread holds: more than zero means it is inside the
 /// allocator or a checkpoint (or a signal handler interrupted it there).
 #[inline]
-pub(crate) fn held() -> u32 {
+pub(crate) fn held() -> u16 {
     // SAFETY: as in `held_add`.
-    unsafe { (block().add(HELD_OFF) as *const u32).read() }
+    unsafe { (block().add(HELD_OFF) as *const u16).read() }
 }
 
-const _: () = assert!(HELD_OFF + 4 <= BLOCK && HELD_OFF % 4 == 0);
+/// Marks (or unmarks) the calling thread as inside a window where allocating is a bug (the
+/// checkpoint's stop-to-resume window): the allocators count what happens there.
+pub(crate) fn set_no_alloc(on: bool) {
+    // SAFETY: as in `held_add`, for the u16 at NO_ALLOC_OFF.
+    unsafe { (block().add(NO_ALLOC_OFF) as *mut u16).write(on as u16) }
+}
+
+/// Whether the calling thread is inside a no-allocation window.
+#[inline]
+pub(crate) fn no_alloc() -> bool {
+    // SAFETY: as in `set_no_alloc`.
+    unsafe { (block().add(NO_ALLOC_OFF) as *const u16).read() != 0 }
+}
+
+const _: () = assert!(NO_ALLOC_OFF + 2 <= BLOCK && HELD_OFF + 2 <= NO_ALLOC_OFF && HELD_OFF % 2 == 0);
 
 #[cfg(test)]
 mod tests {

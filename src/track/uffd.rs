@@ -20,7 +20,7 @@ use std::sync::Mutex;
 use super::{CollectStats, PageSet, Tracker};
 use crate::config::TrackerKind;
 use crate::error::{Errno, Error, Result};
-use crate::store::format::Extent;
+use crate::pages::{Extent, Extents};
 use crate::sys::PAGE;
 use crate::sys::pagemap::{self, PageRegion};
 use crate::sys::uffd::{self, UFFD_FEATURE_WP_ASYNC, UFFD_FEATURE_WP_UNPOPULATED};
@@ -36,7 +36,7 @@ pub struct Uffd {
 struct State {
     buf: Vec<PageRegion>,
     /// Extents write-protected so far.
-    armed: Vec<Extent>,
+    armed: Extents,
 }
 
 impl Uffd {
@@ -65,7 +65,7 @@ impl Uffd {
             _uffd: fd,
             pagemap,
             base,
-            state: Mutex::new(State { buf: vec![PageRegion::default(); 4096], armed: extents.to_vec() }),
+            state: Mutex::new(State { buf: vec![PageRegion::default(); 4096], armed: Extents::from(extents) }),
         })
     }
 }
@@ -143,16 +143,26 @@ impl Uffd {
     }
 }
 
-/// Adds `new` to the sorted, disjoint extents `armed`, merging overlaps and neighbours.
-fn merge_into(armed: &mut Vec<Extent>, new: &[Extent]) {
-    armed.extend_from_slice(new);
-    armed.retain(|e| e.npages > 0);
-    armed.sort_by_key(|e| e.first);
-    let mut out: Vec<Extent> = Vec::with_capacity(armed.len());
-    for e in armed.drain(..) {
+/// Adds `new` to the sorted, disjoint extents `armed`, merging overlaps and neighbours, without
+/// allocating (it runs in the checkpoint's stop window). If the union has more runs than an
+/// [`Extents`] holds, the last ones are joined across their gaps: arming pages that are not live
+/// only reports them once more when they become live.
+fn merge_into(armed: &mut Extents, new: &[Extent]) {
+    let mut all = [Extent::default(); 2 * crate::pages::MAX_EXTENTS];
+    let mut n = 0;
+    for e in armed.iter().chain(new).filter(|e| e.npages > 0) {
+        all[n] = *e;
+        n += 1;
+    }
+    all[..n].sort_unstable_by_key(|e| e.first);
+    let mut out = Extents::new();
+    for e in &all[..n] {
+        let full = out.len() == crate::pages::MAX_EXTENTS;
         match out.last_mut() {
-            Some(l) if e.first <= l.end() => l.npages = l.npages.max(e.end() - l.first),
-            _ => out.push(e),
+            Some(l) if e.first <= l.end() || full => l.npages = l.npages.max(e.end() - l.first),
+            _ => {
+                out.push(*e);
+            }
         }
     }
     *armed = out;
@@ -165,8 +175,14 @@ mod tests {
     #[test]
     fn merge_keeps_extents_sorted_and_disjoint() {
         let x = |first, npages| Extent { first, npages };
-        let mut a = vec![x(0, 10), x(100, 5)];
+        let mut a = Extents::from(&[x(0, 10), x(100, 5)][..]);
         merge_into(&mut a, &[x(5, 10), x(105, 3), x(200, 0), x(50, 1)]);
-        assert_eq!(a, vec![x(0, 15), x(50, 1), x(100, 8)]);
+        assert_eq!(&*a, &[x(0, 15), x(50, 1), x(100, 8)]);
+        // More runs than fit: the last ones are joined, nothing is lost.
+        let many: Vec<Extent> = (0..12).map(|i| x(i * 10, 1)).collect();
+        let mut b = Extents::new();
+        merge_into(&mut b, &many);
+        assert_eq!(b.len(), crate::pages::MAX_EXTENTS);
+        assert_eq!(b.last().unwrap().end(), 111);
     }
 }
