@@ -28,6 +28,8 @@ pub mod heap;
 pub mod identity;
 mod loom;
 #[cfg(not(loom))]
+pub mod pages;
+#[cfg(not(loom))]
 pub mod region;
 #[cfg(not(loom))]
 mod runtime;

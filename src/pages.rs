@@ -1,10 +1,126 @@
-//! A bitmap of region pages, in volatile memory, safe to set from a signal handler.
+//! Pages and runs of pages of the region: the vocabulary the tracker, the checkpoint and the
+//! store share, kept below all three so that data can flow one way (track → ckpt → store).
+//!
+//! - [`Extent`]: a run of region pages;
+//! - [`Extents`]: a short list of extents kept inline (no allocation, so it can be built while
+//!   the checkpoint holds the heap's locks);
+//! - [`PageSet`]: a bitmap of region pages, in volatile memory, safe to set from a signal
+//!   handler.
+#![allow(unsafe_code)] // PageSet's words live in a raw mapping.
 
 use core::sync::atomic::{AtomicU64, Ordering};
 
 use crate::error::{Error, Result};
-use crate::store::format::Extent;
 use crate::sys::mman;
+
+/// A run of region pages.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Extent {
+    /// First page.
+    pub first: u64,
+    /// Number of pages.
+    pub npages: u64,
+}
+
+impl Extent {
+    /// One past the last page.
+    pub fn end(&self) -> u64 {
+        self.first + self.npages
+    }
+}
+
+/// The most extents an [`Extents`] holds (and a checkpoint header records).
+pub const MAX_EXTENTS: usize = 8;
+
+/// Up to [`MAX_EXTENTS`] extents, inline. Dereferences to a slice.
+#[derive(Clone, Copy, Default)]
+pub struct Extents {
+    len: usize,
+    items: [Extent; MAX_EXTENTS],
+}
+
+impl Extents {
+    /// An empty list.
+    pub const fn new() -> Extents {
+        Extents { len: 0, items: [Extent { first: 0, npages: 0 }; MAX_EXTENTS] }
+    }
+
+    /// Appends `e`; returns false (and changes nothing) if the list is full.
+    pub fn push(&mut self, e: Extent) -> bool {
+        if self.len == MAX_EXTENTS {
+            return false;
+        }
+        self.items[self.len] = e;
+        self.len += 1;
+        true
+    }
+
+    /// Empties the list.
+    pub fn clear(&mut self) {
+        self.len = 0;
+    }
+
+    /// The pages in both `self` and `other` (both sorted and disjoint), as far as they fit.
+    pub fn intersect(&self, other: &[Extent]) -> Extents {
+        let mut out = Extents::new();
+        for x in self.iter() {
+            for y in other {
+                let (lo, hi) = (x.first.max(y.first), x.end().min(y.end()));
+                if lo < hi {
+                    out.push(Extent { first: lo, npages: hi - lo });
+                }
+            }
+        }
+        out.items[..out.len].sort_unstable_by_key(|e| e.first);
+        out
+    }
+}
+
+impl core::ops::Deref for Extents {
+    type Target = [Extent];
+    fn deref(&self) -> &[Extent] {
+        &self.items[..self.len]
+    }
+}
+
+impl core::ops::DerefMut for Extents {
+    fn deref_mut(&mut self) -> &mut [Extent] {
+        &mut self.items[..self.len]
+    }
+}
+
+impl<'a> IntoIterator for &'a Extents {
+    type Item = &'a Extent;
+    type IntoIter = core::slice::Iter<'a, Extent>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.iter()
+    }
+}
+
+impl From<&[Extent]> for Extents {
+    /// The first [`MAX_EXTENTS`] of `s`.
+    fn from(s: &[Extent]) -> Extents {
+        let mut e = Extents::new();
+        for x in s.iter().take(MAX_EXTENTS) {
+            e.push(*x);
+        }
+        e
+    }
+}
+
+impl PartialEq for Extents {
+    fn eq(&self, other: &Extents) -> bool {
+        **self == **other
+    }
+}
+
+impl Eq for Extents {}
+
+impl core::fmt::Debug for Extents {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_list().entries(self.iter()).finish()
+    }
+}
 
 /// One bit per region page. Bits are set with atomic OR (any thread, signal handlers
 /// included); reading and clearing happen while writers are quiescent or tolerate a late bit

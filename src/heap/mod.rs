@@ -218,15 +218,16 @@ pub(crate) unsafe fn adopt(l: &RegionLayout) -> std::result::Result<(), String> 
 
 /// `fork` in a multithreaded program: the child inherits only the forking thread, so any
 /// allocator lock held by another thread at that instant would stay locked forever in the
-/// child. Take them all before the fork and release them on both sides.
+/// child. Take them all before the fork, in the global lock order of [`crate::sync`] (the
+/// heap's locks, then the volatile allocator's), and release them on both sides.
 extern "C" fn before_fork() {
-    volatile::lock();
     lock_all();
+    volatile::lock();
 }
 
 extern "C" fn after_fork() {
-    unlock_all();
     volatile::unlock();
+    unlock_all();
 }
 
 /// Installs the fork handlers (once; later calls do nothing). Called when the heap goes live,

@@ -10,16 +10,15 @@
 
 pub mod interpose;
 pub mod mprotect;
-pub mod pageset;
 pub mod uffd;
 
 use core::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
 
-pub use pageset::PageSet;
+pub use crate::pages::PageSet;
 
 use crate::config::TrackerKind;
 use crate::error::Result;
-use crate::store::format::Extent;
+use crate::pages::Extent;
 use crate::sys::PAGE;
 
 /// What one [`Tracker::collect`] did.

@@ -28,7 +28,10 @@ use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicUsize, Ordering};
 use super::{CollectStats, PageSet, Tracker};
 use crate::config::TrackerKind;
 use crate::error::{Error, Result};
-use crate::store::format::{Extent, GROUP_PAGES};
+use crate::pages::Extent;
+
+/// Pages opened together (2 MiB) when the process runs out of mappings for single pages.
+const GROUP_PAGES: usize = (2 << 20) / PAGE;
 use crate::sys::mman::{Prot, protect};
 use crate::sys::signal;
 use crate::sys::{PAGE, stdio};
