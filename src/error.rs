@@ -88,8 +88,8 @@ pub enum Error {
     NoValidCheckpoint {
         /// The checkpoint directory.
         dir: PathBuf,
-        /// Why each slot was rejected.
-        reasons: Vec<String>,
+        /// Why each slot was rejected (a read the OS refused keeps its errno).
+        reasons: Vec<Error>,
     },
     /// The checkpoint was written by a different binary, or with a different memory layout.
     Mismatch {

@@ -13,7 +13,7 @@ use super::file::{self, Dir};
 use super::format::{self, GROUP_PAGES, Geometry, HEADER_LEN, Header, PAGE, STATE_WRITING};
 use super::table::Table;
 use super::{READ_PAGES, Store, group_ranges};
-use crate::error::{Error, Result};
+use crate::error::{Errno, Error, Result};
 use crate::sys::{fs, mman};
 
 /// What a restore found and did.
@@ -55,6 +55,30 @@ pub fn peek_region(dir: &Dir) -> Option<(u64, u64)> {
     best.map(|h| (h.base, h.capacity))
 }
 
+/// Why a slot could not be restored: the OS refused a read (its errno is kept), or the bytes
+/// did not validate.
+#[derive(Debug)]
+enum SlotError {
+    Read { what: &'static str, errno: Errno },
+    Invalid(String),
+}
+
+impl From<String> for SlotError {
+    fn from(s: String) -> SlotError {
+        SlotError::Invalid(s)
+    }
+}
+
+impl From<&str> for SlotError {
+    fn from(s: &str) -> SlotError {
+        SlotError::Invalid(s.into())
+    }
+}
+
+fn read_err(what: &'static str) -> impl Fn(Errno) -> SlotError {
+    move |errno| SlotError::Read { what, errno }
+}
+
 impl Store {
     /// Finds the newest valid checkpoint in the claimed directory and reads it into the region
     /// at `self.base`.
@@ -92,7 +116,7 @@ impl Store {
         for (s, header) in headers.iter_mut().enumerate() {
             let Some(fd) = dir.open_slot(s, false)? else {
                 missing[s] = true;
-                reasons.push(format!("{}: missing", file::slot_name(s)));
+                reasons.push(Error::Corrupt { path: dir.slot_path(s), reason: "missing".into() });
                 continue;
             };
             let mut buf = vec![0u8; HEADER_LEN];
@@ -112,7 +136,7 @@ impl Store {
                     if !(n == HEADER_LEN && is_writing(&buf)) {
                         damaged.push(format!("{}: {why}", dir.slot_path(s).display()));
                     }
-                    reasons.push(format!("{}: {why}", file::slot_name(s)));
+                    reasons.push(Error::Corrupt { path: dir.slot_path(s), reason: why });
                 }
             }
             self.files[s] = Some(fd);
@@ -141,8 +165,9 @@ impl Store {
         order.sort_by_key(|&s| std::cmp::Reverse(headers[s].as_ref().map(|h| h.seq)));
         let fell_back_on_header = !damaged.is_empty();
         let mut warnings: Vec<String> = damaged;
+        let mut failures: Vec<Error> = Vec::new();
         for (i, &s) in order.iter().enumerate() {
-            let h = headers[s].clone().expect("filtered above");
+            let h = headers[s].expect("filtered above");
             if h.base != self.base || h.capacity != self.capacity {
                 return Err(Error::Mismatch {
                     dir: dir.path().to_path_buf(),
@@ -156,7 +181,9 @@ impl Store {
             let meta = match self.read_meta(s, &h) {
                 Ok(m) => m,
                 Err(why) => {
-                    warnings.push(slot_err(dir, s, why).to_string());
+                    let e = slot_err(dir, s, why);
+                    warnings.push(e.to_string());
+                    failures.push(e);
                     continue;
                 }
             };
@@ -170,7 +197,7 @@ impl Store {
             match unsafe { self.load_slot(s, &h, true) } {
                 Ok((pages, holes)) => {
                     let other = 1 - s;
-                    let other_ok = match headers[other].clone() {
+                    let other_ok = match headers[other] {
                         Some(oh) if oh.series != h.series => {
                             warnings.push(format!(
                                 "{} belongs to another checkpoint series (a file from another run?); it is \
@@ -210,10 +237,14 @@ impl Store {
                         fell_back,
                     }));
                 }
-                Err(why) => warnings.push(slot_err(dir, s, why).to_string()),
+                Err(why) => {
+                    let e = slot_err(dir, s, why);
+                    warnings.push(e.to_string());
+                    failures.push(e);
+                }
             }
         }
-        reasons.extend(warnings);
+        reasons.extend(failures);
         Err(Error::NoValidCheckpoint { dir: dir.path().to_path_buf(), reasons })
     }
 
@@ -223,10 +254,10 @@ impl Store {
             .map_err(|e| Error::os("mmap (clear region)", e))
     }
 
-    fn read_meta(&self, s: usize, h: &Header) -> std::result::Result<Vec<u8>, String> {
+    fn read_meta(&self, s: usize, h: &Header) -> std::result::Result<Vec<u8>, SlotError> {
         let fd = self.files[s].as_ref().ok_or("not open")?;
         let mut meta = vec![0u8; h.meta_len as usize];
-        let n = fs::pread_into(fd.as_fd(), &mut meta, format::META_OFF).map_err(|e| format!("read meta: {e}"))?;
+        let n = fs::pread_into(fd.as_fd(), &mut meta, format::META_OFF).map_err(read_err("read meta"))?;
         if n != meta.len() || crc32c::crc32c(&meta) != h.meta_crc {
             return Err("meta block is truncated or its checksum does not match".into());
         }
@@ -235,10 +266,14 @@ impl Store {
 
     /// Verifies slot `s` link by link and loads its summary and table; with `pages`, also
     /// reads its live pages into the region and checks each one. Returns pages read and holes.
-    unsafe fn load_slot(&mut self, s: usize, h: &Header, pages: bool) -> std::result::Result<(u64, u64), String> {
-        let fd = self.files[s].as_ref().ok_or("not open")?.try_clone().map_err(|e| e.to_string())?;
+    unsafe fn load_slot(&mut self, s: usize, h: &Header, pages: bool) -> std::result::Result<(u64, u64), SlotError> {
+        let fd = self.files[s]
+            .as_ref()
+            .ok_or("not open")?
+            .try_clone()
+            .map_err(|e| SlotError::Read { what: "dup", errno: Errno(e.raw_os_error().unwrap_or(libc::EIO)) })?;
         let mut sum = vec![0u8; h.ngroups as usize * 4];
-        let n = fs::pread_into(fd.as_fd(), &mut sum, format::SUMMARY_OFF).map_err(|e| format!("read summary: {e}"))?;
+        let n = fs::pread_into(fd.as_fd(), &mut sum, format::SUMMARY_OFF).map_err(read_err("read summary"))?;
         let summary = format::decode_summary(&sum[..n], h.ngroups, h.summary_crc)?;
         let table = &mut self.tables[s];
         table.clear();
@@ -246,11 +281,11 @@ impl Store {
         for (g0, g1) in group_ranges(&h.extents) {
             let off = self.geo.chunk_off(g0);
             let buf = table.chunks_mut(g0, g1);
-            let n = fs::pread_into(fd.as_fd(), buf, off).map_err(|e| format!("read table: {e}"))?;
+            let n = fs::pread_into(fd.as_fd(), buf, off).map_err(read_err("read table"))?;
             for g in g0..g1 {
                 let at = ((g - g0) as usize) * PAGE;
                 if n < at + PAGE || crc32c::crc32c(&buf[at..at + PAGE]) != summary[g as usize] {
-                    return Err(format!("table chunk {g} is truncated or its checksum does not match"));
+                    return Err(format!("table chunk {g} is truncated or its checksum does not match").into());
                 }
             }
         }
@@ -273,7 +308,7 @@ impl Store {
             let workers = std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, 4);
             let table = &self.tables[s];
             let (base, geo) = (self.base, self.geo);
-            let work = || -> std::result::Result<(), String> {
+            let work = || -> std::result::Result<(), SlotError> {
                 loop {
                     let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     let Some(&(p, end)) = pieces.get(i) else { return Ok(()) };
@@ -283,13 +318,13 @@ impl Store {
                     holes.fetch_add(h, std::sync::atomic::Ordering::Relaxed);
                 }
             };
-            let results: Vec<std::result::Result<(), String>> = std::thread::scope(|sc| {
+            let results: Vec<std::result::Result<(), SlotError>> = std::thread::scope(|sc| {
                 let helpers: Vec<_> = (1..workers).map(|_| sc.spawn(work)).collect();
                 let mut r = vec![work()];
                 r.extend(helpers.into_iter().map(|h| h.join().unwrap_or_else(|_| Err("reader thread failed".into()))));
                 r
             });
-            results.into_iter().collect::<std::result::Result<Vec<()>, String>>()?;
+            results.into_iter().collect::<std::result::Result<Vec<()>, SlotError>>()?;
             let holes = holes.into_inner();
             counts = (total - holes, holes);
         }
@@ -344,7 +379,7 @@ unsafe fn read_piece(
     table: &Table,
     p: u64,
     end: u64,
-) -> std::result::Result<u64, String> {
+) -> std::result::Result<u64, SlotError> {
     let mut holes = 0;
     let mut q = p;
     while q < end {
@@ -362,15 +397,15 @@ unsafe fn read_piece(
         // Faulting the pages in up front is far cheaper than one fault per page inside the read.
         mman::populate_write(dst as usize, len);
         // SAFETY: forwarded from the caller.
-        let got = unsafe { fs::pread_full(fd, dst, len, geo.page_off(q)) }.map_err(|e| format!("read pages: {e}"))?;
+        let got = unsafe { fs::pread_full(fd, dst, len, geo.page_off(q)) }.map_err(read_err("read pages"))?;
         if got != len {
-            return Err(format!("truncated: page {} is missing", q + (got / PAGE) as u64));
+            return Err(format!("truncated: page {} is missing", q + (got / PAGE) as u64).into());
         }
         for x in q..r {
             // SAFETY: page `x` was just read into the region.
             let page = unsafe { core::slice::from_raw_parts((base + x * PAGE as u64) as *const u8, PAGE) };
             if format::page_crc(page) != table.get(x).crc {
-                return Err(format!("page {x} checksum mismatch"));
+                return Err(format!("page {x} checksum mismatch").into());
             }
         }
         q = r;
@@ -392,8 +427,11 @@ fn is_writing(b: &[u8]) -> bool {
         && crc32c::crc32c(&b[..HEADER_LEN - 4]).to_le_bytes() == b[HEADER_LEN - 4..]
 }
 
-fn slot_err(dir: &Dir, s: usize, why: String) -> Error {
-    Error::Corrupt { path: dir.slot_path(s), reason: why }
+fn slot_err(dir: &Dir, s: usize, why: SlotError) -> Error {
+    match why {
+        SlotError::Read { what, errno } => Error::os_at(what, dir.slot_path(s), errno),
+        SlotError::Invalid(reason) => Error::Corrupt { path: dir.slot_path(s), reason },
+    }
 }
 
 const _: () = assert!(GROUP_PAGES * 8 == PAGE);
