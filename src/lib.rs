@@ -53,5 +53,5 @@ pub use heap::CrAlloc;
 #[cfg(not(loom))]
 pub use runtime::{
     Root, Start, auto_init, checkpoint, config, init, init_from_env, init_or_adopt, init_with_argv, is_initialised,
-    is_plain, region, retire, root, root_bytes, set_durability, start,
+    is_plain, region, retire, root, root_bytes, set_durability, start, tracker,
 };

@@ -9,13 +9,13 @@
 #![allow(unsafe_code)] // Owns a raw mapping.
 
 use crate::error::{Errno, Error, Result};
-use crate::heap::meta::RegionLayout;
 use crate::sys::{PAGE, mman};
 
 /// The fixed-address persistent mapping.
 #[derive(Debug)]
 pub struct Region {
-    layout: RegionLayout,
+    base: usize,
+    len: usize,
 }
 
 impl Region {
@@ -29,7 +29,7 @@ impl Region {
             });
         }
         match mman::map_fixed_noreplace(base, capacity) {
-            Ok(()) => Ok(Region { layout: RegionLayout::new(base, capacity) }),
+            Ok(()) => Ok(Region { base, len: capacity }),
             Err(Errno::EXIST) => {
                 Err(Error::AddressInUse { base, len: capacity, conflict: describe_conflict(base, capacity) })
             }
@@ -37,19 +37,14 @@ impl Region {
         }
     }
 
-    /// The region's layout.
-    pub fn layout(&self) -> &RegionLayout {
-        &self.layout
-    }
-
     /// First byte.
     pub fn base(&self) -> usize {
-        self.layout.base
+        self.base
     }
 
     /// Length in bytes.
     pub fn len(&self) -> usize {
-        self.layout.capacity
+        self.len
     }
 
     /// Whether the region is empty (never: capacity is at least one page).
@@ -59,18 +54,18 @@ impl Region {
 
     /// Number of pages.
     pub fn pages(&self) -> usize {
-        self.layout.capacity / PAGE
+        self.len / PAGE
     }
 
     /// Whether `addr` lies in the region.
     pub fn contains(&self, addr: usize) -> bool {
-        addr.wrapping_sub(self.layout.base) < self.layout.capacity
+        addr.wrapping_sub(self.base) < self.len
     }
 
     /// Address of page `p`.
     pub fn page_addr(&self, p: usize) -> usize {
         debug_assert!(p < self.pages());
-        self.layout.base + p * PAGE
+        self.base + p * PAGE
     }
 
     /// Replaces every page with a fresh zero page (used before retrying a failed restore).
@@ -79,15 +74,14 @@ impl Region {
     /// Nothing may hold references into the region.
     pub unsafe fn clear(&self) -> Result<()> {
         // SAFETY: forwarded; the mapping is ours.
-        unsafe { mman::remap_zero(self.layout.base, self.layout.capacity) }
-            .map_err(|e| Error::os("mmap (clear region)", e))
+        unsafe { mman::remap_zero(self.base, self.len) }.map_err(|e| Error::os("mmap (clear region)", e))
     }
 }
 
 impl Drop for Region {
     fn drop(&mut self) {
         // SAFETY: the region owns its mapping; whoever drops it is done with its memory.
-        unsafe { mman::unmap(self.layout.base, self.layout.capacity) };
+        unsafe { mman::unmap(self.base, self.len) };
     }
 }
 

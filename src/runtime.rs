@@ -34,9 +34,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, OnceLock};
 
 use crate::ckpt::{self, Parts, Scratch, Stats};
-use crate::config::{self, Config, Durability, Overrides};
+use crate::config::{self, Config, Durability, Overrides, TrackerKind};
 use crate::error::{Errno, Error, Result};
-use crate::heap::{self, internal};
+use crate::heap::{self, internal, meta::RegionLayout};
 use crate::identity::Identity;
 use crate::region::Region;
 use crate::store::file::Dir;
@@ -78,8 +78,13 @@ pub(crate) struct State {
 /// The initialised runtime.
 pub(crate) struct Runtime {
     pub(crate) config: Config,
-    pub(crate) region: Region,
+    /// Owns the mapping (never dropped: the runtime lives as long as the process).
+    _region: Region,
+    /// Where the heap's metadata and area lie in the region.
+    pub(crate) layout: RegionLayout,
     pub(crate) tracker: Box<dyn Tracker>,
+    /// Why `auto` did not get the userfaultfd tracker, if it did not.
+    tracker_fallback: Option<String>,
     pub(crate) meta: Vec<u8>,
     pub(crate) state: Mutex<State>,
     start: Start,
@@ -308,9 +313,9 @@ fn init_inner(cfg: Config, argv: Vec<CString>) -> Result<Start> {
     };
     let mut store = Store::new(dir, base, capacity, cfg.durability)?;
     let started = start_region(&cfg, &region, &mut store, &identity).and_then(|(start, discarded)| {
-        let layout = *region.layout();
+        let layout = RegionLayout::new(region.base(), region.len());
         let live = ckpt::live_extents(&layout);
-        let scratch = Scratch::new(region.pages(), live.clone(), start == Start::Fresh)?;
+        let scratch = Scratch::new(region.pages(), live, start == Start::Fresh)?;
         // Last fallible step: a started tracker (a signal handler, protected pages) is not undone.
         let tracker = track::start(cfg.tracker, layout.base, layout.capacity, &live)?;
         Ok((start, discarded, scratch, tracker))
@@ -386,7 +391,7 @@ fn start_region(
     store: &mut Store,
     identity: &Identity,
 ) -> Result<(Start, &'static PageSet)> {
-    let layout = *region.layout();
+    let layout = RegionLayout::new(region.base(), region.len());
     let dir = cfg.dir.clone();
     let mut accept = |m: &[u8]| -> Result<()> {
         let saved = Identity::decode(m).map_err(|why| Error::Mismatch { dir: dir.clone(), what: why })?;
@@ -430,19 +435,24 @@ fn finish_init(
     cfg: Config,
     region: Region,
     state: State,
-    tracker: Box<dyn Tracker>,
+    tracker: track::Started,
     meta: Vec<u8>,
     start: Start,
     discarded: &'static PageSet,
 ) -> Result<Start> {
-    let layout = *region.layout();
+    let layout = RegionLayout::new(region.base(), region.len());
     track::set_discard_sink(layout.base, discarded);
+    static EVENTS: heap::events::PageEvents =
+        heap::events::PageEvents { fresh: track::note_fresh, discarded: track::note_discarded };
+    heap::events::set_page_events(&EVENTS);
     heap::go_live(&layout);
     let keep = cfg.keep;
     let rt = Runtime {
         config: cfg,
-        region,
-        tracker,
+        _region: region,
+        layout,
+        tracker: tracker.tracker,
+        tracker_fallback: tracker.fallback.map(|e| e.to_string()),
         meta,
         state: Mutex::new(state),
         start,
@@ -509,7 +519,7 @@ pub fn init_or_adopt(ov: &Overrides) -> Result<Start> {
                 return conflict("dir", c.dir.display().to_string(), d.display().to_string());
             }
         }
-        let layout = rt.region.layout();
+        let layout = &rt.layout;
         if let Some(b) = ov.base.filter(|&b| b != layout.base) {
             return conflict("base", format!("{:#x}", layout.base), format!("{b:#x}"));
         }
@@ -581,8 +591,15 @@ pub fn is_initialised() -> bool {
 /// The persistent region of this run: its base address and its size in bytes (from the
 /// configuration, the checkpoint, or the defaults).
 pub fn region() -> Result<(usize, usize)> {
-    let l = get()?.region.layout();
+    let l = &get()?.layout;
     Ok((l.base, l.capacity))
+}
+
+/// The tracker this run uses, and, if `CRTHREADS_TRACKER=auto` could not use userfaultfd, the
+/// kernel's reason (it then uses mprotect).
+pub fn tracker() -> Result<(TrackerKind, Option<String>)> {
+    let rt = get()?;
+    Ok((rt.tracker.kind(), rt.tracker_fallback.clone()))
 }
 
 /// The active configuration.
@@ -611,7 +628,7 @@ pub fn checkpoint() -> Result<Stats> {
         let st = &mut *guard;
         let prev = st.store.seq();
         let r = ckpt::take(Parts {
-            layout: rt.region.layout(),
+            layout: &rt.layout,
             store: &mut st.store,
             tracker: &*rt.tracker,
             meta: &rt.meta,

@@ -22,6 +22,7 @@
 mod cache;
 mod central;
 mod check;
+pub(crate) mod events;
 mod limit;
 pub(crate) mod meta;
 mod page_heap;

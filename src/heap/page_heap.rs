@@ -300,7 +300,7 @@ impl Ctx {
             if !super::limit::may_grow(self, top, new_top) {
                 return false;
             }
-            crate::track::note_fresh(self.page_addr(top), (new_top - top) as usize * PAGE);
+            super::events::fresh(self.page_addr(top), (new_top - top) as usize * PAGE);
             (*hdr).pages.top = new_top;
             true
         }
@@ -493,7 +493,7 @@ impl Ctx {
         // references, under the page-heap lock.
         let ok = unsafe { crate::sys::mman::discard(addr, len) }.is_ok();
         if ok {
-            crate::track::note_discarded(addr, len);
+            super::events::discarded(addr, len);
         }
         ok
     }

@@ -17,7 +17,7 @@ use core::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
 pub use crate::pages::PageSet;
 
 use crate::config::TrackerKind;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::pages::Extent;
 use crate::sys::PAGE;
 
@@ -61,19 +61,29 @@ impl Tracker for Full {
 }
 
 /// Starts the tracker `kind` on the region `base..base+len`, whose live pages are `extents`.
-pub fn start(kind: TrackerKind, base: usize, len: usize, extents: &[Extent]) -> Result<Box<dyn Tracker>> {
+/// A started tracker, and, when `auto` could not use userfaultfd, why not.
+pub struct Started {
+    /// The tracker.
+    pub tracker: Box<dyn Tracker>,
+    /// Why `auto` fell back from userfaultfd to mprotect (the kernel's refusal), if it did.
+    pub fallback: Option<Error>,
+}
+
+/// Starts the tracker `kind` on the region `base..base+len`, whose live pages are `extents`.
+pub fn start(kind: TrackerKind, base: usize, len: usize, extents: &[Extent]) -> Result<Started> {
     if kind != TrackerKind::Full {
         crate::sys::mman::no_huge_pages(base, len);
     }
-    Ok(match kind {
-        TrackerKind::Full => Box::new(Full),
-        TrackerKind::Mprotect => Box::new(mprotect::Mprotect::start(base, len)?),
-        TrackerKind::Uffd => Box::new(uffd::Uffd::start(base, len, extents)?),
+    let (tracker, fallback): (Box<dyn Tracker>, _) = match kind {
+        TrackerKind::Full => (Box::new(Full), None),
+        TrackerKind::Mprotect => (Box::new(mprotect::Mprotect::start(base, len)?), None),
+        TrackerKind::Uffd => (Box::new(uffd::Uffd::start(base, len, extents)?), None),
         TrackerKind::Auto => match uffd::Uffd::start(base, len, extents) {
-            Ok(u) => Box::new(u),
-            Err(_) => Box::new(mprotect::Mprotect::start(base, len)?),
+            Ok(u) => (Box::new(u), None),
+            Err(why) => (Box::new(mprotect::Mprotect::start(base, len)?), Some(why)),
         },
-    })
+    };
+    Ok(Started { tracker, fallback })
 }
 
 /// Records that `addr..addr+len` was just handed out from untouched memory (it counts as

@@ -33,9 +33,10 @@ impl TestHeap {
         let region = Region::reserve(base, CAPACITY).expect("reserve a test region");
         // Residency is checked per 4 KiB page: keep transparent huge pages out.
         crate::sys::mman::no_huge_pages(base, CAPACITY);
+        let layout = crate::heap::meta::RegionLayout::new(region.base(), region.len());
         // SAFETY: the region was just mapped, zeroed and is used by nothing else.
-        unsafe { crate::heap::format(region.layout()) };
-        let ctx = Ctx::from_layout(region.layout());
+        unsafe { crate::heap::format(&layout) };
+        let ctx = Ctx::from_layout(&layout);
         TestHeap { _region: region, ctx }
     }
 
