@@ -522,9 +522,9 @@ mod tests {
     fn wrong_slot_writing_state_and_bad_fields_are_named() {
         let h = sample();
         assert!(decode_header(&encode_header(&h)[..], 0).unwrap_err().contains("swapped"));
-        let w = Header { state: STATE_WRITING, ..h.clone() };
+        let w = Header { state: STATE_WRITING, ..h };
         assert!(decode_header(&encode_header(&w)[..], 1).unwrap_err().contains("never committed"));
-        let g = Header { ngroups: 9, ..h.clone() };
+        let g = Header { ngroups: 9, ..h };
         assert!(decode_header(&encode_header(&g)[..], 1).unwrap_err().contains("groups"));
         let x = Header { extents: Extents::from(&[Extent { first: u64::MAX - 1, npages: 5 }][..]), ..h };
         assert!(decode_header(&encode_header(&x)[..], 1).is_err());
