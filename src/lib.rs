@@ -40,6 +40,8 @@ pub mod sync;
 #[doc(hidden)]
 pub mod sys;
 #[cfg(not(loom))]
+pub mod thread;
+#[cfg(not(loom))]
 pub mod track;
 
 #[cfg(not(loom))]

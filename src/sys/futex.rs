@@ -35,3 +35,31 @@ pub(crate) fn wake(word: &AtomicU32, n: i32) {
     }
     super::set_errno(saved);
 }
+
+/// Blocks while `*word == expected`, until woken, spuriously, or until the wall-clock time
+/// `deadline` (ns since the epoch) passes. Returns `false` if the deadline passed. A wall-clock
+/// deadline keeps its meaning across a restore in another process (a monotonic one would not).
+pub(crate) fn wait_until(word: &AtomicU32, expected: u32, deadline: Option<u64>) -> bool {
+    let Some(d) = deadline else {
+        wait(word, expected);
+        return true;
+    };
+    let saved = super::errno();
+    let ts = libc::timespec { tv_sec: (d / 1_000_000_000) as i64, tv_nsec: (d % 1_000_000_000) as i64 };
+    // SAFETY: `word` is a valid aligned u32; `ts` is an absolute CLOCK_REALTIME time, as
+    // FUTEX_WAIT_BITSET with FUTEX_CLOCK_REALTIME takes it.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_futex,
+            word as *const AtomicU32,
+            libc::FUTEX_WAIT_BITSET | libc::FUTEX_PRIVATE_FLAG | libc::FUTEX_CLOCK_REALTIME,
+            expected,
+            &ts as *const libc::timespec,
+            core::ptr::null::<u32>(),
+            libc::FUTEX_BITSET_MATCH_ANY,
+        )
+    };
+    let timed_out = r == -1 && super::errno() == libc::ETIMEDOUT;
+    super::set_errno(saved);
+    !timed_out
+}

@@ -8,11 +8,21 @@
 //! `STATIC_TLS` flag on the library: it can be preloaded or linked, but `dlopen` may fail to fit
 //! it later (crthreads must be present from the program's start anyway).
 //!
-//! The block starts zeroed in every thread.
+//! The block starts zeroed in every thread. Its layout:
+//!
+//! ```text
+//! 0..28   the allocator's thread state (heap::cache::ThreadState)
+//! 28      u16  runtime locks held (held / held_add)
+//! 30      u16  inside a no-allocation window (set_no_alloc / no_alloc)
+//! 32      u32  crthreads locks held: the lock depth (depth / set_depth)
+//! 36      u32  inside the runtime or the allocator: asynchronous preemption waits (busy)
+//! 40      u64  the persistent thread this OS thread runs, if any (thread::native)
+//! 48..64  unused
+//! ```
 #![allow(unsafe_code)] // Inline assembly.
 
 /// Bytes in the block.
-pub(crate) const BLOCK: usize = 32;
+pub(crate) const BLOCK: usize = 64;
 
 #[cfg(not(all(target_arch = "x86_64", target_os = "linux")))]
 compile_error!("crthreads supports x86-64 Linux only");
@@ -24,9 +34,9 @@ core::arch::global_asm!(
     ".globl crthreads_thread_block",
     ".hidden crthreads_thread_block",
     ".type crthreads_thread_block, @object",
-    ".size crthreads_thread_block, 32",
+    ".size crthreads_thread_block, 64",
     "crthreads_thread_block:",
-    ".zero 32",
+    ".zero 64",
     ".popsection",
 );
 
@@ -88,6 +98,58 @@ pub(crate) fn no_alloc() -> bool {
 }
 
 const _: () = assert!(NO_ALLOC_OFF + 2 <= BLOCK && HELD_OFF + 2 <= NO_ALLOC_OFF && HELD_OFF % 2 == 0);
+
+const DEPTH_OFF: usize = 32;
+const BUSY_OFF: usize = 36;
+const NATIVE_OFF: usize = 40;
+const _: () = assert!(NO_ALLOC_OFF + 2 <= DEPTH_OFF && BUSY_OFF == DEPTH_OFF + 4 && NATIVE_OFF + 8 <= BLOCK);
+
+/// The calling thread's lock depth: crthreads locks it holds.
+#[inline(always)]
+pub(crate) fn depth() -> u32 {
+    // SAFETY: the u32 at DEPTH_OFF of this thread's block is reserved for the depth.
+    unsafe { (block().add(DEPTH_OFF) as *const u32).read() }
+}
+
+/// Sets the calling thread's lock depth.
+#[inline(always)]
+pub(crate) fn set_depth(d: u32) {
+    // SAFETY: as in `depth`; only this thread touches it.
+    unsafe { (block().add(DEPTH_OFF) as *mut u32).write(d) }
+}
+
+/// Adds `d` to the calling thread's busy count (inside the runtime or the allocator, where
+/// asynchronous preemption must wait). Signal handlers read it.
+#[inline(always)]
+pub(crate) fn busy_add(d: i32) {
+    // SAFETY: the u32 at BUSY_OFF of this thread's block is reserved for the busy count. A
+    // volatile access: the thread's own signal handler reads it between any two instructions.
+    unsafe {
+        let p = block().add(BUSY_OFF) as *mut u32;
+        p.write_volatile(p.read_volatile().wrapping_add_signed(d));
+    }
+}
+
+/// The calling thread's busy count.
+#[inline(always)]
+pub(crate) fn busy() -> u32 {
+    // SAFETY: as in `busy_add`.
+    unsafe { (block().add(BUSY_OFF) as *const u32).read_volatile() }
+}
+
+/// The per-thread word the thread runtime keeps (a pointer to its per-OS-thread record).
+#[inline(always)]
+pub(crate) fn native() -> usize {
+    // SAFETY: the u64 at NATIVE_OFF of this thread's block is reserved for the thread runtime.
+    unsafe { (block().add(NATIVE_OFF) as *const usize).read() }
+}
+
+/// Sets the thread runtime's per-thread word.
+#[inline(always)]
+pub(crate) fn set_native(v: usize) {
+    // SAFETY: as in `native`; only this thread touches it.
+    unsafe { (block().add(NATIVE_OFF) as *mut usize).write(v) }
+}
 
 #[cfg(test)]
 mod tests {
