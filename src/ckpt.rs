@@ -32,7 +32,7 @@ use crate::sys::{PAGE, now_ns, pagemap};
 use crate::track::{self, Tracker};
 
 /// Statistics of one checkpoint.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Stats {
     /// Sequence number of the committed checkpoint.
     pub seq: u64,
@@ -57,9 +57,17 @@ pub struct Stats {
     /// Whether the checkpoint directory had been removed and was recreated first (the image is
     /// then complete, under a new series).
     pub recreated_dir: bool,
-    /// Why mirroring into the other slot failed, if it did (its pages stay pending, and the next
-    /// checkpoint writes them).
-    pub mirror_error: Option<String>,
+    /// Whether mirroring into the other slot failed (its pages stay pending, and the next
+    /// checkpoint writes them; the reason was reported on stderr).
+    pub mirror_failed: bool,
+    /// Persistent threads parked for this checkpoint (0 outside threads mode).
+    pub threads_parked: u64,
+    /// Time spent gathering the threads, µs.
+    pub gather_us: u64,
+    /// Attempts abandoned so far because threads could not be gathered in time.
+    pub abandoned: u64,
+    /// Releases (or requests) this checkpoint covered at once: its group-commit size.
+    pub group: u64,
     /// Whole checkpoint, µs.
     pub duration_us: u64,
     /// Taking the heap's locks, µs.
@@ -80,7 +88,8 @@ impl Stats {
         format!(
             "{{\"seq\":{},\"slot\":{},\"tracker\":\"{}\",\"pages_scanned\":{},\"dirty_pages\":{},\
              \"pages_written\":{},\"holes\":{},\"bytes_written\":{},\"runs\":{},\"mirrored\":{},\
-             \"duration_us\":{},\"phases_us\":{{\"stop\":{},\"scan\":{},\"copy\":{},\"sync\":{},\"commit\":{}}}}}",
+             \"duration_us\":{},\"phases_us\":{{\"stop\":{},\"scan\":{},\"copy\":{},\"sync\":{},\"commit\":{}}},\
+             \"threads_parked\":{},\"gather_us\":{},\"abandoned\":{},\"group\":{}}}",
             self.seq,
             self.slot,
             tracker.name(),
@@ -96,7 +105,11 @@ impl Stats {
             self.scan_us,
             self.copy_us,
             self.sync_us,
-            self.commit_us
+            self.commit_us,
+            self.threads_parked,
+            self.gather_us,
+            self.abandoned,
+            self.group
         )
     }
 }
@@ -150,6 +163,18 @@ impl Scratch {
     }
 }
 
+/// The stack of a parked persistent thread: pages `lo..sp` hold nothing (below the stack
+/// pointer), `sp..hi` are live. Region addresses.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct StackRange {
+    /// Lowest address of the stack allocation (its guard page included).
+    pub lo: usize,
+    /// The parked thread's stack pointer.
+    pub sp: usize,
+    /// One past the highest address.
+    pub hi: usize,
+}
+
 /// What the checkpoint works on.
 pub(crate) struct Parts<'a> {
     /// The region's layout.
@@ -162,6 +187,10 @@ pub(crate) struct Parts<'a> {
     pub meta: &'a [u8],
     /// Working state.
     pub scratch: &'a mut Scratch,
+    /// The stacks of the parked persistent threads (none outside threads mode). Stacks are not
+    /// write-tracked: their live parts are written at every checkpoint, their dead parts are
+    /// holes.
+    pub stacks: &'a [StackRange],
 }
 
 /// The store's view of which pages hold data.
@@ -237,7 +266,7 @@ fn newly_live(now: &[Extent], before: &[Extent], mut f: impl FnMut(Extent)) {
 /// `fork` in another thread takes the same locks, and the volatile allocator's after them:
 /// see the lock order in [`crate::sync`]). Debug builds abort on an allocation there.
 pub(crate) fn take(p: Parts<'_>) -> Result<Stats> {
-    let Parts { layout, store, tracker, meta, scratch } = p;
+    let Parts { layout, store, tracker, meta, scratch, stacks } = p;
     let recreated = store.prepare()?;
     let t0 = now_ns();
     heap::lock_all();
@@ -254,6 +283,14 @@ pub(crate) fn take(p: Parts<'_>) -> Result<Stats> {
         let into = [pending[0], pending[1], &scratch.recent];
         let collected = tracker.collect(&extents, &into).map_err(Failure::Track)?;
         track::drain_discarded(&extents, &into);
+        for st in stacks {
+            let base = layout.base;
+            let (lo, sp, hi) = ((st.lo - base) / PAGE, (st.sp - base) / PAGE, (st.hi - base).div_ceil(PAGE));
+            scratch.absent.insert_range(lo, sp - lo);
+            for set in &into {
+                set.insert_range(sp, hi - sp);
+            }
+        }
         let t2 = now_ns();
         let c = store
             .commit(&extents, meta, &Pages { absent: &scratch.absent, recent: &scratch.recent })
@@ -277,6 +314,16 @@ pub(crate) fn take(p: Parts<'_>) -> Result<Stats> {
         Err(Failure::Track(e)) => return Err(e),
         Err(Failure::Commit(e)) => return Err(store.error(e)),
     };
+    if let Some(e) = c.mirror_error {
+        crate::sys::warn_limited(
+            "mirror-failed",
+            &format!(
+                "mirroring checkpoint {} into the other slot failed: {}; the next checkpoint writes it",
+                c.seq,
+                store.error(e)
+            ),
+        );
+    }
     Ok(Stats {
         seq: c.seq,
         slot: c.slot,
@@ -288,7 +335,11 @@ pub(crate) fn take(p: Parts<'_>) -> Result<Stats> {
         runs: c.runs,
         mirrored: c.mirrored,
         recreated_dir: recreated,
-        mirror_error: c.mirror_error.map(|e| store.error(e).to_string()),
+        mirror_failed: c.mirror_error.is_some(),
+        threads_parked: 0,
+        gather_us: 0,
+        abandoned: 0,
+        group: 0,
         duration_us: (t3 - t0) / 1000,
         stop_us: (t1 - t0) / 1000,
         scan_us: (t2 - t1) / 1000,

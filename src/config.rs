@@ -16,6 +16,8 @@
 //! | `CRTHREADS_KEEP`       | `1`: keep the checkpoint after a clean exit | `0`                     |
 //! | `CRTHREADS_STATS`      | file to append one JSON line per checkpoint | unset                   |
 //! | `CRTHREADS_AUTO`       | C library: `0` waits for `crinit()`         | `1`                     |
+//! | `CRTHREADS_POLICY`     | `every-release`, `interval` or `manual`     | `every-release`         |
+//! | `CRTHREADS_INTERVAL`   | seconds between checkpoints (`interval`)    | `1`                     |
 //!
 //! A relative directory (the default is one) is resolved against the working directory once,
 //! when crthreads starts ([`Config::resolved`]), so a program that changes directory later
@@ -53,6 +55,8 @@ pub const KNOWN_VARS: &[&str] = &[
     "CRTHREADS_STATS",
     "CRTHREADS_AUTO",
     "CRTHREADS_FAILPOINT",
+    "CRTHREADS_POLICY",
+    "CRTHREADS_INTERVAL",
     // Set by crthreads itself: the persistent process's mark, and the re-execution marker.
     "CRTHREADS_OWNER",
     "CRTHREADS_REEXECED",
@@ -90,6 +94,18 @@ impl TrackerKind {
             TrackerKind::Full => "full",
         }
     }
+}
+
+/// When checkpoints are taken in a program with persistent threads (`CRTHREADS_POLICY`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Policy {
+    /// Every release of a thread's last lock is covered by a checkpoint before the unlock
+    /// returns; concurrent releases share one (group commit).
+    EveryRelease,
+    /// A checkpoint at the next safepoints after each interval (`CRTHREADS_INTERVAL`).
+    Interval(std::time::Duration),
+    /// Only when asked: `checkpoint()` or the external request signal.
+    Manual,
 }
 
 /// Where a setting's value came from: error messages name it and repeat the value as given.
@@ -132,6 +148,7 @@ pub struct Config {
     pub(crate) reexec: bool,
     pub(crate) keep: bool,
     pub(crate) stats: Option<PathBuf>,
+    pub(crate) policy: Policy,
     origins: Origins,
 }
 
@@ -146,6 +163,7 @@ impl Default for Config {
             reexec: true,
             keep: false,
             stats: None,
+            policy: Policy::EveryRelease,
             origins: Origins::default(),
         }
     }
@@ -202,6 +220,30 @@ impl Config {
         if let Some(v) = get("CRTHREADS_KEEP") {
             self.keep = env_bool("CRTHREADS_KEEP", &v)?;
         }
+        let interval = match get("CRTHREADS_INTERVAL") {
+            Some(v) => Some(
+                text("CRTHREADS_INTERVAL", &v)?
+                    .parse::<f64>()
+                    .ok()
+                    .filter(|s| s.is_finite() && *s > 0.0 && *s <= 86_400.0)
+                    .map(std::time::Duration::from_secs_f64)
+                    .ok_or_else(|| {
+                        bad("CRTHREADS_INTERVAL", &v, "a number of seconds such as 1 or 0.5 (up to 86400)")
+                    })?,
+            ),
+            None => None,
+        };
+        if let Some(v) = get("CRTHREADS_POLICY") {
+            self.policy = match text("CRTHREADS_POLICY", &v)?.to_ascii_lowercase().as_str() {
+                "every-release" => Policy::EveryRelease,
+                "interval" => Policy::Interval(interval.unwrap_or(std::time::Duration::from_secs(1))),
+                "manual" => Policy::Manual,
+                _ => return Err(bad("CRTHREADS_POLICY", &v, "`every-release`, `interval` or `manual` (in any case)")),
+            };
+        } else if let Some(i) = interval {
+            // An interval alone asks for the interval policy.
+            self.policy = Policy::Interval(i);
+        }
         if let Some(v) = get("CRTHREADS_STATS") {
             if v.is_empty() {
                 return Err(bad("CRTHREADS_STATS", &v, "a file path"));
@@ -250,6 +292,15 @@ impl Config {
     pub fn keep(mut self, on: bool) -> Config {
         self.keep = on;
         self
+    }
+    /// Chooses when checkpoints are taken in a program with persistent threads.
+    pub fn policy(mut self, p: Policy) -> Config {
+        self.policy = p;
+        self
+    }
+    /// The policy.
+    pub fn get_policy(&self) -> Policy {
+        self.policy
     }
     /// Appends one JSON line of statistics per checkpoint to `file`.
     pub fn stats(mut self, file: impl Into<PathBuf>) -> Config {
@@ -560,6 +611,28 @@ mod tests {
             let e = with(&[(var, val)]).unwrap_err().to_string();
             assert!(e.contains(var) && e.contains(needle), "{var}={val}: {e}");
             assert!(e.contains(&format!("{var}={val:?}")), "the value is echoed as typed: {e}");
+        }
+    }
+
+    #[test]
+    fn policies_parse() {
+        assert_eq!(with(&[]).unwrap().policy, Policy::EveryRelease);
+        assert_eq!(with(&[("CRTHREADS_POLICY", "Manual")]).unwrap().policy, Policy::Manual);
+        assert_eq!(
+            with(&[("CRTHREADS_POLICY", "interval"), ("CRTHREADS_INTERVAL", "0.25")]).unwrap().policy,
+            Policy::Interval(std::time::Duration::from_millis(250))
+        );
+        assert_eq!(
+            with(&[("CRTHREADS_INTERVAL", "2")]).unwrap().policy,
+            Policy::Interval(std::time::Duration::from_secs(2))
+        );
+        for (k, v, needle) in [
+            ("CRTHREADS_POLICY", "often", "`every-release`, `interval` or `manual`"),
+            ("CRTHREADS_INTERVAL", "-1", "seconds"),
+            ("CRTHREADS_INTERVAL", "soon", "seconds"),
+        ] {
+            let e = with(&[(k, v)]).unwrap_err().to_string();
+            assert!(e.contains(k) && e.contains(needle), "{e}");
         }
     }
 

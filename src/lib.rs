@@ -47,7 +47,7 @@ pub mod track;
 #[cfg(not(loom))]
 pub use ckpt::Stats;
 #[cfg(not(loom))]
-pub use config::{Config, Durability, Overrides, TrackerKind};
+pub use config::{Config, Durability, Overrides, Policy, TrackerKind};
 #[cfg(not(loom))]
 pub use error::{Errno, Error, Result};
 #[cfg(not(loom))]
@@ -55,5 +55,5 @@ pub use heap::CrAlloc;
 #[cfg(not(loom))]
 pub use runtime::{
     Root, Start, auto_init, checkpoint, config, init, init_from_env, init_or_adopt, init_with_argv, is_initialised,
-    is_plain, region, retire, root, root_bytes, set_durability, start, tracker,
+    is_plain, main, region, retire, root, root_bytes, set_durability, start, tracker,
 };

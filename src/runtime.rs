@@ -607,62 +607,125 @@ pub fn config() -> Result<Config> {
     internal(|| Ok(get()?.config.clone()))
 }
 
-/// Takes a checkpoint now. The program must not write the persistent heap from other threads
-/// during the call. On failure the previous checkpoint stays valid and the error is returned
-/// (and reported on stderr, repeated failures rate-limited). In a plain run (see [`Start::Plain`])
-/// it writes nothing. Called from a signal handler that interrupted crthreads in the same thread
-/// (inside `malloc`, `free` or a checkpoint), it is refused with [`Error::Reentered`] rather than
-/// deadlocking.
+/// Takes a checkpoint now. On failure the previous checkpoint stays valid and the error is
+/// returned (and reported on stderr, repeated failures rate-limited).
+///
+/// In a program run through [`main`], the calling persistent thread parks and the coordinator
+/// gathers every thread at a safepoint first; the call returns once a checkpoint including the
+/// caller's state was attempted. Without persistent threads, the checkpoint is taken on the
+/// calling thread at once, and no other thread may write the persistent heap meanwhile. In a
+/// plain run (see [`Start::Plain`]) it writes nothing. Called from a signal handler that
+/// interrupted crthreads in the same thread (inside `malloc`, `free` or a checkpoint), it is
+/// refused with [`Error::Reentered`] rather than deadlocking.
 pub fn checkpoint() -> Result<Stats> {
     if is_plain() {
         return Ok(Stats::default());
     }
-    if sys::tls::held() > 0 {
+    if sys::tls::held() > 0 || sys::tls::busy() > 0 {
         return Err(Error::Reentered { call: "checkpoint()" });
     }
-    internal(|| {
-        let rt = get()?;
-        rt.check_owner()?;
-        let _held = Held::new();
-        let mut guard = rt.state.lock().unwrap_or_else(|p| p.into_inner());
-        let st = &mut *guard;
-        let prev = st.store.seq();
-        let r = ckpt::take(Parts {
-            layout: &rt.layout,
-            store: &mut st.store,
-            tracker: &*rt.tracker,
-            meta: &rt.meta,
-            scratch: &mut st.scratch,
-        });
-        match r {
-            Ok(stats) => {
-                st.wrote = true;
-                if let Some(f) = st.stats_file.as_ref() {
-                    let line = stats.to_json(rt.tracker.kind()) + "\n";
-                    if let Err(e) = sys::fs::write_all(f.as_fd(), line.as_bytes()) {
-                        sys::warn(&format!("cannot write statistics: {e}; no more statistics will be written"));
-                        st.stats_file = None;
-                    }
-                }
-                Ok(stats)
-            }
-            Err(e) => {
-                sys::warn_limited(
-                    "checkpoint-failed",
-                    &format!(
-                        "checkpoint {} failed: {e}; {}; the program continues and the next checkpoint retries",
-                        prev + 1,
-                        if prev > 0 {
-                            format!("checkpoint {prev} stays intact")
-                        } else {
-                            "no checkpoint exists yet".into()
-                        }
-                    ),
-                );
-                Err(e)
-            }
+    if crate::thread::coord::active() {
+        if crate::thread::native::slot().is_none() {
+            return Err(Error::Unsupported {
+                what: "checkpoint() from a thread crthreads did not create".into(),
+                why: "only persistent threads take part in checkpoints: start it with crthreads::thread::spawn".into(),
+            });
         }
-    })
+        return crate::thread::checkpoint_from_thread();
+    }
+    internal(|| take_now(get()?, &[]))
+}
+
+/// Takes a checkpoint on the calling thread, with the stacks of the parked persistent threads,
+/// and reports it (statistics file, or a rate-limited warning on failure).
+fn take_now(rt: &Runtime, stacks: &[ckpt::StackRange]) -> Result<Stats> {
+    rt.check_owner()?;
+    let _held = Held::new();
+    let mut guard = rt.state.lock().unwrap_or_else(|p| p.into_inner());
+    let st = &mut *guard;
+    let prev = st.store.seq();
+    let r = ckpt::take(Parts {
+        layout: &rt.layout,
+        store: &mut st.store,
+        tracker: &*rt.tracker,
+        meta: &rt.meta,
+        scratch: &mut st.scratch,
+        stacks,
+    });
+    match r {
+        Ok(stats) => {
+            st.wrote = true;
+            if let Some(f) = st.stats_file.as_ref() {
+                let line = stats.to_json(rt.tracker.kind()) + "\n";
+                if let Err(e) = sys::fs::write_all(f.as_fd(), line.as_bytes()) {
+                    sys::warn(&format!("cannot write statistics: {e}; no more statistics will be written"));
+                    st.stats_file = None;
+                }
+            }
+            Ok(stats)
+        }
+        Err(e) => {
+            sys::warn_limited(
+                "checkpoint-failed",
+                &format!(
+                    "checkpoint {} failed: {e}; {}; the program continues and the next checkpoint retries",
+                    prev + 1,
+                    if prev > 0 {
+                        format!("checkpoint {prev} stays intact")
+                    } else {
+                        "no checkpoint exists yet".into()
+                    }
+                ),
+            );
+            Err(e)
+        }
+    }
+}
+
+/// Runs the program's main logic `f` as a persistent thread, so that the whole program resumes
+/// after a crash, not just its heap: initialises crthreads from the environment (see
+/// [`init_from_env`]), starts the checkpoint coordinator with the configured policy, and runs
+/// `f` on a persistent stack; after a restore, it resumes every thread of the checkpoint where
+/// it was parked instead (`f` is not called again). Returns `f`'s value; a panic in the main
+/// thread continues in the caller.
+///
+/// ```no_run
+/// #[global_allocator]
+/// static A: crthreads::CrAlloc = crthreads::CrAlloc;
+///
+/// fn main() {
+///     let sum = crthreads::main(|| {
+///         let hs: Vec<_> = (0..4u64).map(|i| crthreads::thread::spawn(move || i * i)).collect();
+///         hs.into_iter().map(|h| h.join().unwrap()).sum::<u64>()
+///     })
+///     .unwrap_or_else(|e| {
+///         eprintln!("crthreads: {e}");
+///         std::process::exit(1)
+///     });
+///     println!("{sum}");
+/// }
+/// ```
+pub fn main<F, T>(f: F) -> Result<T>
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    let start = init_from_env()?;
+    if start == Start::Plain {
+        return Ok(f());
+    }
+    let rt = get()?;
+    let table = crate::thread::table::Table::new(&rt.layout).base();
+    let take: Box<crate::thread::coord::TakeFn> = Box::new(|stacks| internal(|| take_now(get()?, stacks)));
+    internal(|| crate::thread::coord::start(table, rt.config.policy, take))?;
+    if start.is_restored() {
+        // The program carries on with the restored threads: a clean exit retires the checkpoint.
+        rt.root_taken.store(true, Ordering::Relaxed);
+    }
+    match crate::thread::run_main(table, start.is_restored(), f) {
+        Ok(v) => Ok(v),
+        Err(p) => std::panic::resume_unwind(p),
+    }
 }
 
 /// Deletes the checkpoint: the program's work is complete. Called automatically when the

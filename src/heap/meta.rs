@@ -3,6 +3,8 @@
 //! ```text
 //!  page 0              HeapHeader: identity, root, page-heap bins, central lists (one page)
 //!  pages 1..=CACHE_PAGES   thread caches, 4 per page (MAX_CACHES in all)
+//!  threads_start..     THREAD_PAGES reserved for the thread runtime's table of persistent
+//!                      threads (crate::thread::table); the heap only keeps the room
 //!  pagemap_start..     page map: one 32-byte PageEntry per page of the heap area
 //!  heap_start..        the heap area: page runs handed out from `top` upwards
 //! ```
@@ -21,13 +23,15 @@ pub const NIL: u32 = u32::MAX;
 /// Identifies an initialised heap header.
 pub const HEAP_MAGIC: u64 = u64::from_le_bytes(*b"CRHEAP\0\x01");
 /// Version of this metadata layout (2: [`PageHeap::retained`], [`PageEntry::kept`]).
-pub const HEAP_VERSION: u32 = 2;
+pub const HEAP_VERSION: u32 = 3;
 /// Thread caches in the region; threads beyond this share the central lists.
 pub const MAX_CACHES: usize = 256;
 /// Caches per page.
 pub const CACHES_PER_PAGE: usize = PAGE / core::mem::size_of::<Cache>();
 /// Pages holding thread caches.
 pub const CACHE_PAGES: usize = MAX_CACHES / CACHES_PER_PAGE;
+/// Pages kept for the table of persistent threads, after the caches.
+pub const THREAD_PAGES: usize = 32;
 /// Exact-size bins of free page runs: runs of `1..=EXACT_BINS` pages; longer runs share the
 /// last bin.
 pub const EXACT_BINS: usize = 128;
@@ -193,6 +197,8 @@ pub struct RegionLayout {
     pub base: usize,
     /// Region length in bytes.
     pub capacity: usize,
+    /// First page of the thread table (region page index).
+    pub threads_start: usize,
     /// First page of the page map (region page index).
     pub pagemap_start: usize,
     /// First page of the heap area (region page index).
@@ -205,13 +211,14 @@ impl RegionLayout {
     /// Computes the layout of a region of `capacity` bytes at `base`.
     pub fn new(base: usize, capacity: usize) -> RegionLayout {
         let total = capacity / PAGE;
-        let pagemap_start = 1 + CACHE_PAGES;
+        let threads_start = 1 + CACHE_PAGES;
+        let pagemap_start = threads_start + THREAD_PAGES;
         // One entry for every page of the region bounds the entries needed by the heap area.
         let pagemap_pages = (total * core::mem::size_of::<PageEntry>()).div_ceil(PAGE);
         // Start the heap area on a 64 KiB boundary.
         let heap_start = (pagemap_start + pagemap_pages).next_multiple_of(16);
         let heap_pages = total.saturating_sub(heap_start).min(NIL as usize - 1);
-        RegionLayout { base, capacity, pagemap_start, heap_start, heap_pages }
+        RegionLayout { base, capacity, threads_start, pagemap_start, heap_start, heap_pages }
     }
 
     /// Address of region page `p`.

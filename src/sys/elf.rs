@@ -33,9 +33,72 @@ pub fn has_interpreter(headers: &[libc::Elf64_Phdr]) -> bool {
     headers.iter().any(|h| h.p_type == libc::PT_INTERP)
 }
 
+/// The function symbols of an ELF64 image's symbol table (`.symtab`): name, value and size.
+/// `None` if the image has no symbol table (it was stripped) or is not a well-formed ELF64
+/// file. Every offset read from the image is bounds-checked.
+pub fn function_symbols(img: &[u8]) -> Option<Vec<(&str, u64, u64)>> {
+    let u16_at = |o: usize| img.get(o..o + 2).map(|b| u16::from_le_bytes([b[0], b[1]]));
+    let u32_at = |o: usize| img.get(o..o + 4).map(|b| u32::from_le_bytes(b.try_into().expect("4 bytes")));
+    let u64_at = |o: usize| img.get(o..o + 8).map(|b| u64::from_le_bytes(b.try_into().expect("8 bytes")));
+    if img.get(..5)? != b"\x7fELF\x02" {
+        return None;
+    }
+    let shoff = u64_at(0x28)? as usize;
+    let shentsize = u16_at(0x3a)? as usize;
+    let shnum = u16_at(0x3c)? as usize;
+    if shentsize < 64 {
+        return None;
+    }
+    let section = |k: usize| -> Option<(u32, usize, usize, u32, usize)> {
+        let h = shoff.checked_add(k.checked_mul(shentsize)?)?;
+        // sh_type, sh_offset, sh_size, sh_link, sh_entsize
+        Some((
+            u32_at(h + 4)?,
+            u64_at(h + 24)? as usize,
+            u64_at(h + 32)? as usize,
+            u32_at(h + 40)?,
+            u64_at(h + 56)? as usize,
+        ))
+    };
+    const SHT_SYMTAB: u32 = 2;
+    let (_, symoff, symsize, link, entsize) = (0..shnum).filter_map(section).find(|s| s.0 == SHT_SYMTAB)?;
+    let (_, stroff, strsize, _, _) = section(link as usize)?;
+    let strtab = img.get(stroff..stroff.checked_add(strsize)?)?;
+    if entsize < 24 {
+        return None;
+    }
+    let mut out = Vec::new();
+    for k in 0..symsize / entsize {
+        let e = symoff.checked_add(k * entsize)?;
+        let name = u32_at(e)? as usize;
+        let info = *img.get(e + 4)?;
+        const STT_FUNC: u8 = 2;
+        if info & 0xf != STT_FUNC {
+            continue;
+        }
+        let value = u64_at(e + 8)?;
+        let size = u64_at(e + 16)?;
+        let rest = strtab.get(name..)?;
+        let end = rest.iter().position(|&b| b == 0)?;
+        if let Ok(n) = core::str::from_utf8(&rest[..end]) {
+            out.push((n, value, size));
+        }
+    }
+    Some(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn this_test_binary_has_function_symbols() {
+        let img = std::fs::read("/proc/self/exe").unwrap();
+        let syms = function_symbols(&img).expect("a test binary keeps its symbol table");
+        assert!(syms.iter().any(|(n, _, s)| n.starts_with("_ZN3std") && *s > 0), "std's functions are listed");
+        assert!(function_symbols(&img[..100]).is_none());
+        assert!(function_symbols(b"not an elf file at all").is_none());
+    }
     use std::path::Path;
     use std::process::Command;
 

@@ -11,6 +11,8 @@ const MADV_POPULATE_WRITE: libc::c_int = 23;
 /// Page protections used by crthreads.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Prot {
+    /// No access at all (a guard page).
+    None,
     /// Read only: writes fault.
     Read,
     /// Read and write.
@@ -20,6 +22,7 @@ pub(crate) enum Prot {
 impl Prot {
     fn bits(self) -> libc::c_int {
         match self {
+            Prot::None => libc::PROT_NONE,
             Prot::Read => libc::PROT_READ,
             Prot::ReadWrite => libc::PROT_READ | libc::PROT_WRITE,
         }

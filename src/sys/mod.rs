@@ -18,6 +18,7 @@ pub(crate) mod pagemap;
 pub mod proc;
 pub(crate) mod signal;
 pub(crate) mod stdio;
+pub(crate) mod thread;
 pub(crate) mod tls;
 pub(crate) mod uffd;
 

@@ -501,6 +501,25 @@ pub(crate) unsafe fn chain_segv(sig: c_int, info: *mut libc::siginfo_t, ctx: *mu
     }
 }
 
+/// Installs `h` for `sig` with `SA_SIGINFO | SA_RESTART` (and `SA_ONSTACK` if `onstack`),
+/// blocking the signals of `mask` while it runs. For the runtime's own signals (preemption, the
+/// external checkpoint request), which the program does not use.
+pub(crate) fn install_runtime_handler(sig: c_int, h: Handler, onstack: bool, mask: u64) -> Result<(), Errno> {
+    // SAFETY: an all-zero sigaction is valid; the fields set below complete it.
+    let mut act: libc::sigaction = unsafe { core::mem::zeroed() };
+    act.sa_sigaction = h as usize;
+    act.sa_flags = libc::SA_SIGINFO | libc::SA_RESTART | if onstack { libc::SA_ONSTACK } else { 0 };
+    act.sa_mask = sigset_of(mask);
+    // SAFETY: `act` is a complete disposition for `sig`; no old one is asked for.
+    let r = unsafe { next_sigaction()(sig, &act, core::ptr::null_mut()) };
+    if r == 0 { Ok(()) } else { Err(Errno::last()) }
+}
+
+/// The lowest real-time signal the program may use (glibc keeps the first two for itself).
+pub(crate) fn sigrtmin() -> c_int {
+    libc::SIGRTMIN()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

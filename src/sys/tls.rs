@@ -130,6 +130,13 @@ pub(crate) fn busy_add(d: i32) {
     }
 }
 
+/// Sets the calling thread's busy count.
+#[inline(always)]
+pub(crate) fn set_busy(v: u32) {
+    // SAFETY: as in `busy_add`.
+    unsafe { (block().add(BUSY_OFF) as *mut u32).write_volatile(v) }
+}
+
 /// The calling thread's busy count.
 #[inline(always)]
 pub(crate) fn busy() -> u32 {

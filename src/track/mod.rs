@@ -86,6 +86,12 @@ pub fn start(kind: TrackerKind, base: usize, len: usize, extents: &[Extent]) -> 
     Ok(Started { tracker, fallback })
 }
 
+/// Marks `base..base+len` as a persistent thread's stack (its first page a guard), or gives it
+/// back (see `mprotect::set_stack`).
+pub(crate) fn set_stack(base: usize, len: usize, on: bool) {
+    mprotect::set_stack(base, len, on);
+}
+
 /// Records that `addr..addr+len` was just handed out from untouched memory (it counts as
 /// written: the mprotect tracker opens it in one call rather than one fault per page).
 pub(crate) fn note_fresh(addr: usize, len: usize) {

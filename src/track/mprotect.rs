@@ -21,6 +21,12 @@
 //! Invariant: a page recorded dirty is writable (the handler and `prepare_kernel_write` record
 //! and open together; `collect` re-protects and clears together), so `prepare_kernel_write`
 //! skips pages already recorded.
+//!
+//! Persistent threads' stacks are left alone (`set_stack`): their pages stay writable (the
+//! checkpoint writes their live parts whole, see `thread`), and their guard pages stay
+//! inaccessible; a fault on a guard page is not a tracking fault and goes on to the program's
+//! disposition (by default: death by SIGSEGV). When a stack is given back, its pages count as
+//! written (they are writable and may be reused at once).
 #![allow(unsafe_code)] // Signal handler and page protections.
 
 use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicUsize, Ordering};
@@ -44,6 +50,10 @@ struct Global {
     /// Set once the region is protected: [`prepare_kernel_write`] works from then on (a page
     /// recorded dirty must be writable, so none may be recorded before the protection).
     armed: AtomicBool,
+    /// Pages of persistent threads' stacks (kept writable), and their guard pages (kept
+    /// inaccessible).
+    stacks: AtomicPtr<PageSet>,
+    guards: AtomicPtr<PageSet>,
 }
 
 static G: Global = Global {
@@ -51,6 +61,8 @@ static G: Global = Global {
     len: AtomicUsize::new(0),
     dirty: AtomicPtr::new(core::ptr::null_mut()),
     armed: AtomicBool::new(false),
+    stacks: AtomicPtr::new(core::ptr::null_mut()),
+    guards: AtomicPtr::new(core::ptr::null_mut()),
 };
 
 /// The mprotect tracker (one per process).
@@ -66,8 +78,12 @@ impl Mprotect {
             return Err(Error::AlreadyInitialised);
         }
         let dirty: &'static PageSet = Box::leak(Box::new(PageSet::new(len / PAGE)?));
+        let stacks: &'static PageSet = Box::leak(Box::new(PageSet::new(len / PAGE)?));
+        let guards: &'static PageSet = Box::leak(Box::new(PageSet::new(len / PAGE)?));
         G.base.store(base, Ordering::Relaxed);
         G.dirty.store(dirty as *const PageSet as *mut PageSet, Ordering::Relaxed);
+        G.stacks.store(stacks as *const PageSet as *mut PageSet, Ordering::Relaxed);
+        G.guards.store(guards as *const PageSet as *mut PageSet, Ordering::Relaxed);
         // Until `len` is published the handler sees no tracking fault and passes every fault
         // on; nothing is protected yet.
         signal::take_over_segv(on_segv).map_err(|e| Error::os("sigaction(SIGSEGV)", e))?;
@@ -95,7 +111,12 @@ extern "C" fn on_segv(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut co
     let base = G.base.load(Ordering::Relaxed);
     // SAFETY: we are a SIGSEGV handler; `info` is the kernel's siginfo.
     let (addr, code) = unsafe { (signal::fault_addr(info), signal::code(info)) };
-    if len != 0 && addr.wrapping_sub(base) < len && code == signal::SEGV_ACCERR {
+    // A guard page below a persistent thread's stack: not a tracking fault.
+    // SAFETY: `guards` was published with `len` and lives forever.
+    let guard = len != 0
+        && addr.wrapping_sub(base) < len
+        && unsafe { &*G.guards.load(Ordering::Relaxed) }.contains((addr - base) / PAGE);
+    if len != 0 && addr.wrapping_sub(base) < len && code == signal::SEGV_ACCERR && !guard {
         // SAFETY: `dirty` was published with `len` and lives forever.
         let dirty = unsafe { &*G.dirty.load(Ordering::Relaxed) };
         let p = (addr - base) / PAGE;
@@ -215,9 +236,63 @@ impl Tracker for Mprotect {
             }
             st.dirty += self.dirty.count(*e) as u64;
             self.dirty.drain_into(*e, into);
+            // Stacks stay writable and guards inaccessible (see the module docs).
+            // SAFETY: both sets were published at start and live forever.
+            let (stacks, guards) = unsafe { (&*G.stacks.load(Ordering::Relaxed), &*G.guards.load(Ordering::Relaxed)) };
+            let mut res = Ok(());
+            stacks.for_each_run(*e, |p, n| {
+                // SAFETY: stack pages of our region, which their threads (all parked) expect writable.
+                if let Err(err) = unsafe { protect(self.base + p * PAGE, n * PAGE, Prot::ReadWrite) } {
+                    res = Err(Error::os("mprotect (stacks)", err));
+                }
+            });
+            guards.for_each_run(*e, |p, n| {
+                // SAFETY: guard pages of our region: nothing may touch them.
+                if let Err(err) = unsafe { protect(self.base + p * PAGE, n * PAGE, Prot::None) } {
+                    res = Err(Error::os("mprotect (guards)", err));
+                }
+            });
+            res?;
         }
         // Keep stdio buffers open: libc reads into them behind every interposer's back.
         stdio::for_each_buffer(|start, end| prepare_kernel_write(start, end - start));
         Ok(st)
+    }
+}
+
+/// Marks `base..base+len` as a persistent thread's stack (`on`), its first page a guard, or gives
+/// it back to the heap (`!on`). Sets the guard's protection; with this tracker running, also
+/// keeps the stack out of tracking (and, when given back, counts its pages as written).
+pub(crate) fn set_stack(base: usize, len: usize, on: bool) {
+    // SAFETY: the guard page belongs to the stack allocation the caller owns; nothing uses it.
+    let r = unsafe { protect(base, PAGE, if on { Prot::None } else { Prot::ReadWrite }) };
+    if r.is_err() {
+        crate::sys::fatal("cannot change the protection of a thread stack's guard page");
+    }
+    if !G.armed.load(Ordering::Acquire) {
+        return;
+    }
+    let rbase = G.base.load(Ordering::Relaxed);
+    let rlen = G.len.load(Ordering::Relaxed);
+    if base.wrapping_sub(rbase) >= rlen {
+        return;
+    }
+    // SAFETY: published at start, live forever.
+    let (stacks, guards, dirty) = unsafe {
+        (&*G.stacks.load(Ordering::Relaxed), &*G.guards.load(Ordering::Relaxed), &*G.dirty.load(Ordering::Relaxed))
+    };
+    let (first, n) = ((base - rbase) / PAGE, len / PAGE);
+    if on {
+        guards.insert(first);
+        stacks.insert_range(first + 1, n - 1);
+        // SAFETY: the stack's pages belong to the caller's allocation.
+        if unsafe { protect(base + PAGE, len - PAGE, Prot::ReadWrite) }.is_err() {
+            crate::sys::fatal("cannot make a thread stack writable");
+        }
+    } else {
+        guards.remove_range(first, 1);
+        stacks.remove_range(first + 1, n - 1);
+        // Writable now, and reusable at once: written, as far as the next checkpoint knows.
+        dirty.insert_range(first, n);
     }
 }

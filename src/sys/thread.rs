@@ -1,0 +1,96 @@
+//! OS threads for the runtime: created with the C library's own `pthread_create` (found
+//! behind any definition of ours, so the C library's exported `pthread_create` is never
+//! re-entered), signalled by kernel thread id, given an alternate signal stack.
+
+use core::ffi::c_void;
+use core::sync::atomic::{AtomicPtr, Ordering};
+
+use super::{cvt, mman};
+use crate::error::Errno;
+
+type CreateFn = unsafe extern "C" fn(
+    *mut libc::pthread_t,
+    *const libc::pthread_attr_t,
+    extern "C" fn(*mut c_void) -> *mut c_void,
+    *mut c_void,
+) -> libc::c_int;
+
+/// glibc's `pthread_create`, looked up once.
+fn real_create() -> Option<CreateFn> {
+    static REAL: AtomicPtr<c_void> = AtomicPtr::new(core::ptr::null_mut());
+    let mut p = REAL.load(Ordering::Relaxed);
+    if p.is_null() {
+        p = super::proc::next_symbol(c"pthread_create");
+        if p.is_null() {
+            // Not behind us (this code is in the executable, or the program is static).
+            // SAFETY: RTLD_DEFAULT is a valid pseudo-handle and the name is NUL-terminated.
+            p = unsafe { libc::dlsym(libc::RTLD_DEFAULT, c"pthread_create".as_ptr()) };
+        }
+        if p.is_null() {
+            return None;
+        }
+        REAL.store(p, Ordering::Relaxed);
+    }
+    // SAFETY: the symbol is glibc's pthread_create, of exactly this signature.
+    Some(unsafe { core::mem::transmute::<*mut c_void, CreateFn>(p) })
+}
+
+/// Starts an OS thread running `f(arg)`, detached, with a stack of `stack` bytes.
+pub(crate) fn spawn_raw(
+    f: extern "C" fn(*mut c_void) -> *mut c_void,
+    arg: *mut c_void,
+    stack: usize,
+) -> Result<(), Errno> {
+    let create = real_create().ok_or(Errno(libc::ENOSYS))?;
+    // SAFETY: an all-zero attr is overwritten by pthread_attr_init before use.
+    let mut attr: libc::pthread_attr_t = unsafe { core::mem::zeroed() };
+    let mut t: libc::pthread_t = 0;
+    // SAFETY: `attr` is a valid attr object for the calls below, destroyed at the end; `t` is a
+    // valid out-pointer; `f` has the start-routine signature and `arg` is passed through.
+    unsafe {
+        libc::pthread_attr_init(&mut attr);
+        libc::pthread_attr_setdetachstate(&mut attr, libc::PTHREAD_CREATE_DETACHED);
+        libc::pthread_attr_setstacksize(&mut attr, stack.max(libc::PTHREAD_STACK_MIN));
+        let r = create(&mut t, &attr, f, arg);
+        libc::pthread_attr_destroy(&mut attr);
+        if r != 0 { Err(Errno(r)) } else { Ok(()) }
+    }
+}
+
+/// The calling thread's kernel id.
+pub(crate) fn gettid() -> i32 {
+    // SAFETY: gettid has no preconditions.
+    unsafe { libc::syscall(libc::SYS_gettid) as i32 }
+}
+
+/// Sends `sig` to thread `tid` of this process.
+pub(crate) fn signal_thread(tid: i32, sig: i32) -> Result<(), Errno> {
+    // SAFETY: tgkill only sends a signal.
+    cvt(unsafe { libc::syscall(libc::SYS_tgkill, libc::getpid(), tid, sig) }).map(drop)
+}
+
+/// Gives the calling thread an alternate signal stack of `len` bytes (volatile memory), if it
+/// has none. Returns the stack's address, or 0.
+pub(crate) fn ensure_altstack(len: usize) -> usize {
+    // SAFETY: an all-zero stack_t is valid to pass as the out-parameter.
+    let mut old: libc::stack_t = unsafe { core::mem::zeroed() };
+    // SAFETY: querying only. A raw syscall: sigaltstack may be interposed by this library.
+    unsafe { libc::syscall(libc::SYS_sigaltstack, core::ptr::null::<libc::stack_t>(), &mut old) };
+    if old.ss_flags & libc::SS_DISABLE == 0 && !old.ss_sp.is_null() {
+        return old.ss_sp as usize;
+    }
+    let Ok(p) = mman::map_anon(len) else { return 0 };
+    let st = libc::stack_t { ss_sp: p.as_ptr().cast(), ss_flags: 0, ss_size: len };
+    // SAFETY: `st` describes a fresh mapping of `len` bytes owned by this thread from now on.
+    unsafe { libc::syscall(libc::SYS_sigaltstack, &st, core::ptr::null_mut::<libc::stack_t>()) };
+    p.as_ptr() as usize
+}
+
+/// The calling thread's alternate signal stack as the kernel knows it.
+pub(crate) fn altstack() -> libc::stack_t {
+    // SAFETY: as in `ensure_altstack`.
+    let mut st: libc::stack_t = unsafe { core::mem::zeroed() };
+    // SAFETY: querying only.
+    unsafe { libc::syscall(libc::SYS_sigaltstack, core::ptr::null::<libc::stack_t>(), &mut st) };
+    st
+}

@@ -1,0 +1,299 @@
+//! The checkpoint coordinator: gathers every persistent thread at a safepoint, has the runtime
+//! take the checkpoint, and releases them; abandons an attempt that cannot gather everyone in
+//! time, so that a thread at depth > 0 waiting for a parked thread never deadlocks the program.
+//!
+//! The coordinator is an OS thread of the runtime (its stack is volatile memory, never part of
+//! an image, so a checkpoint never runs on a stack it copies). It wakes on a request — a thread
+//! releasing its last lock under `every-release`, an explicit `checkpoint()`, the external
+//! request signal — or when the `interval` elapses, and runs one *attempt*:
+//!
+//! 1. `phase = GATHERING`, `due = true`: threads that release their last lock or block at depth
+//!    0 park; threads running at depth 0 are preempted by a signal ([`super::preempt`]);
+//! 2. when every thread is safe: `phase = COMMITTING`, the checkpoint is taken;
+//! 3. `phase = IDLE`: the outcome is published (the attempt's ticket) and every thread waiting
+//!    in `leave_safe` or on a ticket is woken.
+//!
+//! | phase        | value | threads may leave a safepoint? |
+//! |--------------|-------|--------------------------------|
+//! | `IDLE`       | 0     | yes                            |
+//! | `GATHERING`  | 1     | no                             |
+//! | `COMMITTING` | 2     | no                             |
+//!
+//! A thread that parked during an attempt's gathering is included in it: if the attempt
+//! commits, the checkpoint holds the thread's state as of its safepoint (group commit: any
+//! number of releases share one checkpoint). A thread that asks while an attempt commits cannot
+//! exist: nobody runs then.
+#![allow(unsafe_code)] // Process-wide state shared with signal handlers.
+
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::Mutex;
+
+use super::native;
+use super::table::Table;
+use crate::sys::{futex, now_ns, realtime_ns};
+
+/// No checkpoint is under way.
+pub(crate) const IDLE: u32 = 0;
+/// An attempt is gathering threads.
+pub(crate) const GATHERING: u32 = 1;
+/// An attempt is committing a checkpoint.
+pub(crate) const COMMITTING: u32 = 2;
+
+/// How long an attempt may take to gather every thread before it is abandoned.
+const GATHER_LIMIT_NS: u64 = 500_000_000;
+/// How often a thread that is still running is signalled again while gathering.
+const RESIGNAL_NS: u64 = 2_000_000;
+
+pub use crate::config::Policy;
+
+/// The outcome of an attempt, for the threads that waited for it.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Outcome {
+    /// The committed checkpoint's statistics, or why there is none (abandoned or failed).
+    pub(crate) result: Option<Result<crate::ckpt::Stats, String>>,
+}
+
+/// Which attempt a waiter waits for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Ticket(pub(crate) u64);
+
+impl Ticket {
+    /// No attempt.
+    pub(crate) const NONE: Ticket = Ticket(0);
+}
+
+/// What runs the checkpoint itself (the runtime's checkpoint with the given stacks).
+pub(crate) type TakeFn = dyn Fn(&[crate::ckpt::StackRange]) -> crate::error::Result<crate::ckpt::Stats> + Send + Sync;
+
+struct Coord {
+    /// `IDLE`, `GATHERING`, `COMMITTING`; threads leaving a safepoint wait on it.
+    phase: AtomicU32,
+    /// A checkpoint is wanted: a release to depth 0 parks there.
+    due: AtomicBool,
+    /// Bumped by every request; the coordinator thread waits on it.
+    requests: AtomicU32,
+    /// Bumped whenever a thread becomes safe (or leaves); the gatherer waits on it.
+    safe: AtomicU32,
+    /// The attempt under way or last finished (1, 2, ...).
+    attempt: AtomicU64,
+    /// The last attempt that finished; ticket waiters wait on its low bits.
+    done: AtomicU32,
+    done_full: AtomicU64,
+    /// The last attempt that committed.
+    committed: AtomicU64,
+    /// Attempts abandoned (threads could not be gathered in time).
+    abandoned: AtomicU64,
+    policy_ms: AtomicU64,
+    every_release: AtomicBool,
+    /// The thread table (its base address), once threads run.
+    table: AtomicUsize,
+}
+
+static C: Coord = Coord {
+    phase: AtomicU32::new(IDLE),
+    due: AtomicBool::new(false),
+    requests: AtomicU32::new(0),
+    safe: AtomicU32::new(0),
+    attempt: AtomicU64::new(0),
+    done: AtomicU32::new(0),
+    done_full: AtomicU64::new(0),
+    committed: AtomicU64::new(0),
+    abandoned: AtomicU64::new(0),
+    policy_ms: AtomicU64::new(0),
+    every_release: AtomicBool::new(false),
+    table: AtomicUsize::new(0),
+};
+
+/// Outcomes of recent attempts, by attempt number modulo the ring's length.
+static OUTCOMES: Mutex<Vec<(u64, Outcome)>> = Mutex::new(Vec::new());
+
+/// The function that takes the checkpoint, set when threads start.
+static TAKE: std::sync::OnceLock<Box<TakeFn>> = std::sync::OnceLock::new();
+
+/// Whether the coordinator runs (threads mode).
+pub(crate) fn active() -> bool {
+    C.table.load(Ordering::Acquire) != 0
+}
+
+/// The thread table.
+pub(crate) fn table() -> Table {
+    let base = C.table.load(Ordering::Acquire);
+    if base == 0 {
+        crate::sys::fatal("the thread table is used before threads started");
+    }
+    Table::at(base)
+}
+
+/// The current phase (`SeqCst`: see the handshake in `native`).
+pub(crate) fn phase() -> u32 {
+    C.phase.load(Ordering::SeqCst)
+}
+
+/// Waits while the phase is `seen`.
+pub(crate) fn wait_phase(seen: u32) {
+    futex::wait(&C.phase, seen);
+}
+
+/// A thread's state changed: wakes the gatherer.
+pub(crate) fn safe_changed() {
+    C.safe.fetch_add(1, Ordering::SeqCst);
+    futex::wake(&C.safe, 1);
+}
+
+/// Whether a release to depth 0 must stop at a checkpoint now.
+#[inline]
+pub(crate) fn due() -> bool {
+    C.due.load(Ordering::Relaxed)
+}
+
+/// Asks for a checkpoint (async-signal-safe: the external request signal calls it).
+pub(crate) fn request() {
+    C.requests.fetch_add(1, Ordering::SeqCst);
+    futex::wake(&C.requests, 1);
+}
+
+/// Called on the native side of a safe thread: waits until a checkpoint attempt that includes
+/// this thread's current state has finished, and records which one in `t`.
+pub(crate) fn cover(t: &mut Ticket) {
+    // The thread is safe already. An attempt still gathering will include it; otherwise the
+    // next one will.
+    let cur = C.attempt.load(Ordering::SeqCst);
+    let want = if C.phase.load(Ordering::SeqCst) == GATHERING { cur } else { cur + 1 };
+    if want > cur {
+        request();
+    }
+    *t = Ticket(want);
+    loop {
+        let done = C.done.load(Ordering::SeqCst);
+        if C.done_full.load(Ordering::SeqCst) >= want {
+            return;
+        }
+        futex::wait(&C.done, done);
+    }
+}
+
+/// The outcome of attempt `t` (if it is still remembered).
+pub(crate) fn outcome(t: Ticket) -> Outcome {
+    let outcomes = OUTCOMES.lock().unwrap_or_else(|p| p.into_inner());
+    outcomes.iter().find(|(a, _)| *a == t.0).map(|(_, o)| o.clone()).unwrap_or_default()
+}
+
+/// Starts threads mode: the coordinator thread, with `policy`, on the thread table at
+/// `table_base`, taking checkpoints with `take`.
+pub(crate) fn start(table_base: usize, policy: Policy, take: Box<TakeFn>) -> crate::error::Result<()> {
+    if TAKE.set(take).is_err() {
+        return Err(crate::error::Error::AlreadyInitialised);
+    }
+    match policy {
+        Policy::EveryRelease => {
+            C.every_release.store(true, Ordering::Relaxed);
+            C.due.store(true, Ordering::Relaxed);
+        }
+        Policy::Interval(d) => C.policy_ms.store(d.as_millis().max(1) as u64, Ordering::Relaxed),
+        Policy::Manual => {}
+    }
+    super::preempt::install()?;
+    // Release: the table is usable before anyone sees threads mode on.
+    C.table.store(table_base, Ordering::Release);
+    extern "C" fn body(_: *mut libc::c_void) -> *mut libc::c_void {
+        crate::heap::internal(coordinator_loop)
+    }
+    crate::sys::thread::spawn_raw(body, core::ptr::null_mut(), 256 << 10)
+        .map_err(|e| crate::error::Error::os("pthread_create (checkpoint coordinator)", e))
+}
+
+fn coordinator_loop() -> ! {
+    let mut seen = C.requests.load(Ordering::SeqCst);
+    let mut next_interval = interval_ns().map(|i| realtime_ns() + i);
+    loop {
+        let now = C.requests.load(Ordering::SeqCst);
+        if now == seen {
+            let woke = futex::wait_until(&C.requests, now, next_interval);
+            let due_by_time = !woke || next_interval.is_some_and(|t| realtime_ns() >= t);
+            if !due_by_time && C.requests.load(Ordering::SeqCst) == now {
+                continue;
+            }
+        }
+        seen = C.requests.load(Ordering::SeqCst);
+        attempt();
+        next_interval = interval_ns().map(|i| realtime_ns() + i);
+    }
+}
+
+fn interval_ns() -> Option<u64> {
+    let ms = C.policy_ms.load(Ordering::Relaxed);
+    (ms > 0).then_some(ms * 1_000_000)
+}
+
+/// One attempt: gather, then commit or abandon, then publish.
+fn attempt() {
+    let n = C.attempt.fetch_add(1, Ordering::SeqCst) + 1;
+    C.due.store(true, Ordering::SeqCst);
+    C.phase.store(GATHERING, Ordering::SeqCst);
+    let t0 = now_ns();
+    let gathered = gather(t0);
+    let gather_ns = now_ns() - t0;
+    let result = if gathered {
+        C.phase.store(COMMITTING, Ordering::SeqCst);
+        let stacks = super::parked_stacks();
+        let parked = native::count() as u64;
+        match TAKE.get().map(|f| f(&stacks)) {
+            Some(Ok(mut s)) => {
+                s.threads_parked = parked;
+                s.gather_us = gather_ns / 1000;
+                s.abandoned = C.abandoned.load(Ordering::Relaxed);
+                C.committed.store(n, Ordering::SeqCst);
+                Ok(s)
+            }
+            Some(Err(e)) => Err(e.to_string()),
+            None => Err("no checkpoint function".into()),
+        }
+    } else {
+        let a = C.abandoned.fetch_add(1, Ordering::Relaxed) + 1;
+        let stuck: Vec<usize> = native::running().collect();
+        Err(format!(
+            "abandoned: {} thread(s) did not reach a safepoint within {} ms (attempt {n}, {a} abandoned so far; \
+             a thread holding a lock while waiting for a parked thread, or blocked outside crthreads, \
+             delays checkpoints)",
+            stuck.len(),
+            GATHER_LIMIT_NS / 1_000_000
+        ))
+    };
+    {
+        let mut o = OUTCOMES.lock().unwrap_or_else(|p| p.into_inner());
+        if o.len() >= 64 {
+            o.remove(0);
+        }
+        o.push((n, Outcome { result: Some(result) }));
+    }
+    C.due.store(C.every_release.load(Ordering::Relaxed), Ordering::SeqCst);
+    C.done_full.store(n, Ordering::SeqCst);
+    C.done.fetch_add(1, Ordering::SeqCst);
+    C.phase.store(IDLE, Ordering::SeqCst);
+    futex::wake(&C.phase, i32::MAX);
+    futex::wake(&C.done, i32::MAX);
+}
+
+/// Waits until every persistent thread is safe, preempting the running ones; `false` if that
+/// takes longer than the limit.
+fn gather(t0: u64) -> bool {
+    let mut last_signal = 0;
+    loop {
+        let seen = C.safe.load(Ordering::SeqCst);
+        if native::all_safe() {
+            return true;
+        }
+        let now = now_ns();
+        if now - t0 > GATHER_LIMIT_NS {
+            return false;
+        }
+        if now - last_signal >= RESIGNAL_NS {
+            for i in native::running() {
+                super::preempt::poke(i);
+            }
+            last_signal = now;
+        }
+        let deadline = realtime_ns() + RESIGNAL_NS / 2;
+        futex::wait_until(&C.safe, seen, Some(deadline));
+    }
+}

@@ -1,0 +1,221 @@
+//! The OS side of a persistent thread: an OS thread runs a persistent thread's code on the
+//! thread's stack in the region (the *region side*), and comes back to its own stack (the
+//! *native side*, volatile memory) whenever the persistent thread stops at a safepoint.
+//!
+//! ```text
+//!   native side (OS thread's own stack)          region side (persistent stack)
+//!   run(): loop {                                 ...program code...
+//!       leave the safe state ───── switch ──────►   to_native(request) ─┐
+//!       ◄──────────────────────── switch ──────── ◄─────────────────────┘
+//!       SAFE: serve the request (wait on a futex,
+//!       wait for a checkpoint, exit)
+//!   }
+//! ```
+//!
+//! While the region side is switched out its stack is frozen and its context saved in its
+//! record: the thread is *safe*, and a checkpoint may copy it. [`leave_safe`] is the only way
+//! back, and it waits while a checkpoint gathers or commits. The handshake with the gatherer is
+//! Dekker's: the thread publishes `RUNNING` and then reads the phase, the gatherer publishes
+//! `GATHERING` and then reads the thread's state (all `SeqCst`), so at least one of them sees
+//! the other, and a thread that saw a checkpoint coming goes back to `SAFE` without having
+//! done anything.
+//!
+//! The region side runs on whichever OS thread resumes it: in a restored process, a new one.
+//! So region-side code reads its per-thread state from thread-local memory after every switch,
+//! never from a value computed before it.
+#![allow(unsafe_code)] // Context switches, per-thread records in static memory.
+
+use core::cell::UnsafeCell;
+use core::sync::atomic::{AtomicI32, AtomicU32, Ordering};
+
+use super::arch::{Context, switch};
+use super::coord;
+use super::table::{MAX_THREADS, Table};
+use crate::sys::{futex, tls};
+
+/// No OS thread serves this slot.
+pub(crate) const NONE: u32 = 0;
+/// The region side is switched out: the thread is at a safepoint.
+pub(crate) const SAFE: u32 = 1;
+/// The region side runs (or is about to).
+pub(crate) const RUNNING: u32 = 2;
+
+/// What the region side asks of the native side when it switches out.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Request {
+    /// Block while `*word == expected` (until woken or the wall-clock `deadline`).
+    Wait { word: *const AtomicU32, expected: u32, deadline: Option<u64> },
+    /// Stay parked until a checkpoint that includes this thread's current state has been
+    /// attempted (every-release: the thread just released its last lock).
+    Cover,
+    /// A checkpoint is gathering: stay parked until it is over.
+    Park,
+    /// The thread's body returned: retire the OS thread.
+    Exit,
+}
+
+/// How the native side answers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Resume {
+    /// The wait ended (woken, or spuriously).
+    Woken,
+    /// The wait's deadline passed.
+    TimedOut,
+    /// The request was served by a checkpoint attempt (see [`coord::Outcome`]).
+    Attempted,
+    /// This is a restored process: the thread resumes where the checkpoint found it. Waits
+    /// treat it as a spurious wake-up.
+    Restored,
+}
+
+/// One OS thread's side of a persistent thread (slot `i` of the table serves slot `i` here).
+pub(crate) struct Native {
+    /// `NONE`, `SAFE` or `RUNNING`: read by the gatherer.
+    pub(crate) state: AtomicU32,
+    /// The OS thread's kernel id (for preemption signals).
+    pub(crate) tid: AtomicI32,
+    /// The native side's context while the region side runs.
+    ctx: UnsafeCell<Context>,
+    request: UnsafeCell<Request>,
+    resume: UnsafeCell<Resume>,
+    /// Which checkpoint attempt a `Cover` request waits for.
+    pub(crate) cover: UnsafeCell<coord::Ticket>,
+}
+
+// SAFETY: the cells are only touched by the OS thread that serves the slot (both sides of a
+// switch run on it); the atomics are shared with the gatherer.
+unsafe impl Sync for Native {}
+
+#[allow(clippy::declare_interior_mutable_const)] // a template for the static array only
+const EMPTY: Native = Native {
+    state: AtomicU32::new(NONE),
+    tid: AtomicI32::new(0),
+    ctx: UnsafeCell::new(Context { rsp: 0, canary: 0 }),
+    request: UnsafeCell::new(Request::Exit),
+    resume: UnsafeCell::new(Resume::Woken),
+    cover: UnsafeCell::new(coord::Ticket::NONE),
+};
+
+/// The OS sides of all slots (volatile: a restored process starts with none).
+pub(crate) static NATIVES: [Native; MAX_THREADS] = [EMPTY; MAX_THREADS];
+
+/// The slot of the persistent thread the calling OS thread serves, plus one (0: none).
+fn current_slot() -> Option<usize> {
+    tls::native().checked_sub(1)
+}
+
+/// The slot of the calling thread, if it is a persistent thread.
+pub(crate) fn slot() -> Option<usize> {
+    current_slot()
+}
+
+/// Switches to the native side with `req`, and returns its answer when the region side is
+/// resumed. Only a persistent thread's region side calls this.
+pub(crate) fn to_native(req: Request) -> Resume {
+    let Some(i) = current_slot() else { crate::sys::fatal("to_native outside a persistent thread") };
+    let table = coord::table();
+    let n = &NATIVES[i];
+    // SAFETY: this OS thread serves slot `i`; the native side reads the request after the
+    // switch, on this same OS thread.
+    unsafe { *n.request.get() = req };
+    // Thread-local counts belong to the OS thread: after a restore they start at zero. The
+    // busy count of this frame is carried over the switch.
+    let busy = tls::busy();
+    // SAFETY: the record is this thread's own; its context is saved here and the native
+    // context was saved by the switch that resumed us (both on this OS thread).
+    unsafe { switch(&raw mut (*table.rec_mut(i)).ctx, n.ctx.get()) };
+    // Possibly another OS thread now (a restored process): look the slot up again.
+    let i = current_slot().unwrap_or_else(|| crate::sys::fatal("resumed outside a persistent thread"));
+    tls::set_busy(busy);
+    // SAFETY: as above; the native side wrote the answer before switching back.
+    unsafe { *NATIVES[i].resume.get() }
+}
+
+/// Blocks the native side until no checkpoint is under way, then marks the thread running
+/// (the handshake in the module docs).
+fn leave_safe(n: &Native) {
+    loop {
+        let phase = coord::phase();
+        if phase != coord::IDLE {
+            coord::wait_phase(phase);
+            continue;
+        }
+        n.state.store(RUNNING, Ordering::SeqCst);
+        if coord::phase() == coord::IDLE {
+            return;
+        }
+        n.state.store(SAFE, Ordering::SeqCst);
+        coord::safe_changed();
+    }
+}
+
+/// Runs the persistent thread in slot `i` on the calling OS thread until it exits, resuming it
+/// with `first` (`Woken` for a new thread, `Restored` after a restore).
+pub(crate) fn run(i: usize, first: Resume) {
+    let n = &NATIVES[i];
+    tls::set_native(i + 1);
+    n.tid.store(crate::sys::thread::gettid(), Ordering::Relaxed);
+    // Tracking faults on heap pages are handled on this stack (a SIGSEGV handler must not run
+    // on the region stack of a thread that may be checkpointed meanwhile).
+    crate::sys::thread::ensure_altstack(64 << 10);
+    // SAFETY: only this OS thread uses the cells of slot `i` from now on.
+    unsafe { *n.resume.get() = first };
+    n.state.store(SAFE, Ordering::SeqCst);
+    coord::safe_changed();
+    let table = coord::table();
+    loop {
+        leave_safe(n);
+        // SAFETY: the record's context is a saved (or initial) context on the thread's stack,
+        // which only this OS thread resumes; the native context is saved into our own slot.
+        unsafe { switch(n.ctx.get(), &raw const (*table.rec_mut(i)).ctx) };
+        // The region side stopped: its stack is frozen now.
+        n.state.store(SAFE, Ordering::SeqCst);
+        coord::safe_changed();
+        // SAFETY: written by the region side just before it switched out, on this OS thread.
+        let req = unsafe { *n.request.get() };
+        let answer = match req {
+            Request::Wait { word, expected, deadline } => {
+                // SAFETY: the region side's futex word stays valid while it waits on it.
+                let word = unsafe { &*word };
+                if futex::wait_until(word, expected, deadline) { Resume::Woken } else { Resume::TimedOut }
+            }
+            Request::Cover => {
+                // SAFETY: only this OS thread uses slot `i`'s cells.
+                let t = unsafe { &mut *n.cover.get() };
+                coord::cover(t);
+                Resume::Attempted
+            }
+            Request::Park => Resume::Woken,
+            Request::Exit => {
+                leave_safe(n);
+                super::finish(table, i);
+                n.state.store(NONE, Ordering::SeqCst);
+                coord::safe_changed();
+                tls::set_native(0);
+                return;
+            }
+        };
+        // SAFETY: read by the region side after the switch back, on this OS thread.
+        unsafe { *n.resume.get() = answer };
+    }
+}
+
+/// The table's slots whose OS thread is running region code (for the gatherer).
+pub(crate) fn running() -> impl Iterator<Item = usize> {
+    (0..MAX_THREADS).filter(|&i| NATIVES[i].state.load(Ordering::SeqCst) == RUNNING)
+}
+
+/// Whether every OS thread serving a persistent thread is at a safepoint.
+pub(crate) fn all_safe() -> bool {
+    NATIVES.iter().all(|n| n.state.load(Ordering::SeqCst) != RUNNING)
+}
+
+/// How many persistent threads have an OS thread now.
+pub(crate) fn count() -> usize {
+    NATIVES.iter().filter(|n| n.state.load(Ordering::Relaxed) != NONE).count()
+}
+
+/// The table this process's threads live in, for modules that only have a slot.
+pub(crate) fn table() -> Table {
+    coord::table()
+}
