@@ -318,13 +318,21 @@ impl Store {
                     holes.fetch_add(h, std::sync::atomic::Ordering::Relaxed);
                 }
             };
-            let results: Vec<std::result::Result<(), SlotError>> = std::thread::scope(|sc| {
-                let helpers: Vec<_> = (1..workers).map(|_| sc.spawn(work)).collect();
-                let mut r = vec![work()];
-                r.extend(helpers.into_iter().map(|h| h.join().unwrap_or_else(|_| Err("reader thread failed".into()))));
-                r
-            });
-            results.into_iter().collect::<std::result::Result<Vec<()>, SlotError>>()?;
+            // The first failure, if any; the other readers stop at their next piece.
+            let failure: std::sync::Mutex<Option<SlotError>> = std::sync::Mutex::new(None);
+            let run = || {
+                if let Err(e) = work() {
+                    next.store(usize::MAX / 2, std::sync::atomic::Ordering::Relaxed);
+                    let mut f = failure.lock().unwrap_or_else(|p| p.into_inner());
+                    f.get_or_insert(e);
+                }
+            };
+            if !crate::sys::thread::parallel(workers - 1, &run) {
+                return Err("a checkpoint reader failed".into());
+            }
+            if let Some(e) = failure.into_inner().unwrap_or_else(|p| p.into_inner()) {
+                return Err(e);
+            }
             let holes = holes.into_inner();
             counts = (total - holes, holes);
         }

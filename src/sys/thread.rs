@@ -94,3 +94,52 @@ pub(crate) fn altstack() -> libc::stack_t {
     unsafe { libc::syscall(libc::SYS_sigaltstack, core::ptr::null::<libc::stack_t>(), &mut st) };
     st
 }
+
+/// Runs `work` on the calling thread and on up to `extra` more OS threads at once, and returns
+/// when every copy has returned. Threads that cannot be started are simply not used. A copy
+/// that panics is reported as `false` (nothing unwinds out of a thread's start routine).
+///
+/// The runtime's own parallel work (reading a checkpoint) uses this instead of `std::thread`:
+/// these threads come from the C library's `pthread_create` directly and allocate nothing from
+/// the persistent heap.
+pub(crate) fn parallel(extra: usize, work: &(dyn Fn() + Sync)) -> bool {
+    struct Shared<'a> {
+        work: &'a (dyn Fn() + Sync),
+        running: core::sync::atomic::AtomicU32,
+        failed: core::sync::atomic::AtomicBool,
+    }
+    extern "C" fn start(arg: *mut c_void) -> *mut c_void {
+        // SAFETY: `arg` is the `Shared` of the `parallel` call below, which does not return
+        // (and so keeps it alive) until `running` dropped to zero, after this thread's last use.
+        let s = unsafe { &*(arg as *const Shared<'_>) };
+        if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| (s.work)())).is_err() {
+            s.failed.store(true, Ordering::Relaxed);
+        }
+        // The last touch of `s`: after this, `parallel` may return and free it.
+        if s.running.fetch_sub(1, Ordering::Release) == 1 {
+            super::futex::wake(&s.running, 1);
+        }
+        core::ptr::null_mut()
+    }
+    let s = Shared {
+        work,
+        running: core::sync::atomic::AtomicU32::new(0),
+        failed: core::sync::atomic::AtomicBool::new(false),
+    };
+    for _ in 0..extra {
+        s.running.fetch_add(1, Ordering::Relaxed);
+        if spawn_raw(start, &s as *const Shared<'_> as *mut c_void, 256 << 10).is_err() {
+            s.running.fetch_sub(1, Ordering::Relaxed);
+            break;
+        }
+    }
+    let mine = std::panic::catch_unwind(std::panic::AssertUnwindSafe(work)).is_ok();
+    loop {
+        let n = s.running.load(Ordering::Acquire);
+        if n == 0 {
+            break;
+        }
+        super::futex::wait(&s.running, n);
+    }
+    mine && !s.failed.load(Ordering::Relaxed)
+}
