@@ -49,6 +49,7 @@ impl fmt::Display for Errno {
 /// `Debug` prints the same message as `Display`, so that `fn main() -> Result<(), Error>` and
 /// `unwrap()` show the explanation and its hints rather than a structure dump.
 #[non_exhaustive]
+#[derive(Clone)]
 pub enum Error {
     /// An OS call failed. `what` names the operation and, where there is one, the file.
     Os {
@@ -156,6 +157,16 @@ pub enum Error {
     },
     /// The persistent root was already taken in this run.
     RootTaken,
+    /// A checkpoint attempt was abandoned: not every persistent thread reached a safepoint in
+    /// time. Nothing was written; the previous checkpoint stays valid and a later attempt retries.
+    Abandoned {
+        /// The attempt's number (in this run).
+        attempt: u64,
+        /// How many threads were still running the program's code or blocked outside crthreads.
+        stuck: usize,
+        /// How long the attempt waited, ms.
+        waited_ms: u64,
+    },
     /// A requested facility does not exist on this machine.
     Unsupported {
         /// What was asked for.
@@ -289,6 +300,13 @@ impl fmt::Display for Error {
                  changed since the checkpoint was written"
             ),
             Error::RootTaken => f.write_str("the persistent root was already taken in this run"),
+            Error::Abandoned { attempt, stuck, waited_ms } => write!(
+                f,
+                "checkpoint attempt {attempt} was abandoned: {stuck} thread(s) did not reach a safepoint \
+                 within {waited_ms} ms (a thread that holds a crthreads lock while waiting for a parked \
+                 thread, or that is blocked outside crthreads, delays checkpoints); the previous \
+                 checkpoint stays valid and the next attempt retries"
+            ),
             Error::Unsupported { what, why } => write!(f, "{what} is not available: {why}"),
         }
     }

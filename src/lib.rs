@@ -25,6 +25,8 @@ pub mod failpoint;
 #[cfg(not(loom))]
 pub mod heap;
 #[cfg(not(loom))]
+pub mod hooks;
+#[cfg(not(loom))]
 pub mod identity;
 mod loom;
 #[cfg(not(loom))]
@@ -51,7 +53,7 @@ pub use config::{Config, Durability, Overrides, Policy, TrackerKind};
 #[cfg(not(loom))]
 pub use error::{Errno, Error, Result};
 #[cfg(not(loom))]
-pub use heap::CrAlloc;
+pub use heap::{CrAlloc, volatile};
 #[cfg(not(loom))]
 pub use runtime::{
     Root, Start, auto_init, checkpoint, config, init, init_from_env, init_or_adopt, init_with_argv, is_initialised,

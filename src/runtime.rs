@@ -321,15 +321,21 @@ fn init_inner(cfg: Config, argv: Vec<CString>) -> Result<Start> {
         Ok((start, discarded, scratch, tracker))
     });
     match started {
-        Ok((start, discarded, scratch, tracker)) => finish_init(
-            cfg,
-            region,
-            State { store, stats_file, scratch, wrote: false },
-            tracker,
-            meta,
-            start,
-            discarded,
-        ),
+        Ok((start, discarded, scratch, tracker)) => {
+            let start = finish_init(
+                cfg,
+                region,
+                State { store, stats_file, scratch, wrote: false },
+                tracker,
+                meta,
+                start,
+                discarded,
+            )?;
+            if let Start::Restored { seq } = start {
+                crate::hooks::run_restored(seq);
+            }
+            Ok(start)
+        }
         Err(e) => {
             store.release_unused();
             Err(e)
@@ -633,12 +639,16 @@ pub fn checkpoint() -> Result<Stats> {
         }
         return crate::thread::checkpoint_from_thread();
     }
-    internal(|| take_now(get()?, &[]))
+    let rt = get()?;
+    crate::hooks::run_before();
+    let r = internal(|| take_now(rt, &[], &|_| {}));
+    crate::hooks::run_after(r.as_ref());
+    r
 }
 
 /// Takes a checkpoint on the calling thread, with the stacks of the parked persistent threads,
 /// and reports it (statistics file, or a rate-limited warning on failure).
-fn take_now(rt: &Runtime, stacks: &[ckpt::StackRange]) -> Result<Stats> {
+fn take_now(rt: &Runtime, stacks: &[ckpt::StackRange], fill: &dyn Fn(&mut Stats)) -> Result<Stats> {
     rt.check_owner()?;
     let _held = Held::new();
     let mut guard = rt.state.lock().unwrap_or_else(|p| p.into_inner());
@@ -653,7 +663,8 @@ fn take_now(rt: &Runtime, stacks: &[ckpt::StackRange]) -> Result<Stats> {
         stacks,
     });
     match r {
-        Ok(stats) => {
+        Ok(mut stats) => {
+            fill(&mut stats);
             st.wrote = true;
             if let Some(f) = st.stats_file.as_ref() {
                 let line = stats.to_json(rt.tracker.kind()) + "\n";
@@ -716,7 +727,7 @@ where
     }
     let rt = get()?;
     let table = crate::thread::table::Table::new(&rt.layout).base();
-    let take: Box<crate::thread::coord::TakeFn> = Box::new(|stacks| internal(|| take_now(get()?, stacks)));
+    let take: Box<crate::thread::coord::TakeFn> = Box::new(|stacks, fill| internal(|| take_now(get()?, stacks, fill)));
     internal(|| crate::thread::coord::start(table, rt.config.policy, take))?;
     if start.is_restored() {
         // The program carries on with the restored threads: a clean exit retires the checkpoint.

@@ -99,6 +99,35 @@ pub fn internal<R>(f: impl FnOnce() -> R) -> R {
     f()
 }
 
+/// Runs `f` with this thread's allocations going to the persistent heap again, inside an
+/// [`internal`] section: for the program's own code that the runtime calls (checkpoint hooks).
+pub fn program<R>(f: impl FnOnce() -> R) -> R {
+    struct Back(u32);
+    impl Drop for Back {
+        fn drop(&mut self) {
+            TLS.with(|t| {
+                if self.0 > 0 {
+                    t.saved.set(t.cache.get());
+                    t.cache.set(core::ptr::null_mut());
+                }
+                t.internal.set(self.0);
+            });
+        }
+    }
+    let depth = TLS.with(|t| {
+        let d = t.internal.get();
+        if d > 0 {
+            t.internal.set(0);
+            if t.state.get() == ST_ACTIVE {
+                t.cache.set(t.saved.get());
+            }
+        }
+        d
+    });
+    let _back = Back(depth);
+    f()
+}
+
 /// Whether this thread is inside an [`internal`] section.
 #[inline]
 pub(crate) fn in_internal() -> bool {

@@ -32,8 +32,8 @@ pub mod volatile;
 use core::alloc::{GlobalAlloc, Layout};
 use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
-pub use cache::internal;
 use cache::{ST_NONE, TLS};
+pub use cache::{internal, program};
 pub use check::{HeapReport, check_invariants};
 use meta::{FreeObj, HEAP_MAGIC, HEAP_VERSION, HeapHeader, MAX_CACHES, NIL, PageEntry, RegionLayout, kind};
 use size_class::{SIZES, SMALL_MAX, class_for, class_of};
@@ -312,6 +312,24 @@ pub(crate) fn unlock_all() {
     }
 }
 
+/// Runs `f` with the calling thread's allocations served from volatile memory: memory excluded
+/// from checkpoints. What `f` allocates is never saved, and does not exist after a restore, so
+/// a pointer to it must not be kept in persistent memory across a checkpoint (the program keeps
+/// such pointers in volatile places: statics it rebuilds, or an `after_restore` hook). Freeing
+/// works from anywhere: each block goes back to the allocator it came from. For caches, buffers
+/// of data that can be recomputed or reread, and threads that crthreads does not manage.
+///
+/// ```no_run
+/// #[global_allocator]
+/// static A: crthreads::CrAlloc = crthreads::CrAlloc;
+///
+/// let scratch: Vec<u8> = crthreads::volatile(|| vec![0; 64 << 20]); // not in any checkpoint
+/// # drop(scratch);
+/// ```
+pub fn volatile<R>(f: impl FnOnce() -> R) -> R {
+    internal(f)
+}
+
 // ---------------------------------------------------------------------------------------------
 // Allocation.
 
@@ -381,6 +399,7 @@ fn alloc_slow(size: usize, align: usize, zero: bool) -> *mut u8 {
         Some(c) if !cache::in_internal() => c,
         _ => return volatile_alloc(size, align, zero),
     };
+    events::allocating();
     match class_for(size, align) {
         Some(cls) => {
             // SAFETY: the heap is live; small objects come from this thread's cache or the

@@ -50,7 +50,7 @@ pub use crate::config::Policy;
 #[derive(Clone, Debug, Default)]
 pub(crate) struct Outcome {
     /// The committed checkpoint's statistics, or why there is none (abandoned or failed).
-    pub(crate) result: Option<Result<crate::ckpt::Stats, String>>,
+    pub(crate) result: Option<crate::error::Result<crate::ckpt::Stats>>,
 }
 
 /// Which attempt a waiter waits for.
@@ -63,7 +63,11 @@ impl Ticket {
 }
 
 /// What runs the checkpoint itself (the runtime's checkpoint with the given stacks).
-pub(crate) type TakeFn = dyn Fn(&[crate::ckpt::StackRange]) -> crate::error::Result<crate::ckpt::Stats> + Send + Sync;
+/// The second argument completes the statistics (the coordinator's figures) before they are
+/// reported.
+pub(crate) type TakeFn = dyn Fn(&[crate::ckpt::StackRange], &dyn Fn(&mut crate::ckpt::Stats)) -> crate::error::Result<crate::ckpt::Stats>
+    + Send
+    + Sync;
 
 struct Coord {
     /// `IDLE`, `GATHERING`, `COMMITTING`; threads leaving a safepoint wait on it.
@@ -83,6 +87,8 @@ struct Coord {
     committed: AtomicU64,
     /// Attempts abandoned (threads could not be gathered in time).
     abandoned: AtomicU64,
+    /// Threads waiting for the next attempt to cover their release (the group commit's size).
+    group: AtomicU64,
     policy_ms: AtomicU64,
     every_release: AtomicBool,
     /// The thread table (its base address), once threads run.
@@ -99,6 +105,7 @@ static C: Coord = Coord {
     done_full: AtomicU64::new(0),
     committed: AtomicU64::new(0),
     abandoned: AtomicU64::new(0),
+    group: AtomicU64::new(0),
     policy_ms: AtomicU64::new(0),
     every_release: AtomicBool::new(false),
     table: AtomicUsize::new(0),
@@ -163,6 +170,9 @@ pub(crate) fn cover(t: &mut Ticket) {
         request();
     }
     *t = Ticket(want);
+    // Counted for the attempt that will commit next: covers are only asked for while a thread
+    // runs, and an attempt reads the count while none does.
+    C.group.fetch_add(1, Ordering::SeqCst);
     loop {
         let done = C.done.load(Ordering::SeqCst);
         if C.done_full.load(Ordering::SeqCst) >= want {
@@ -195,7 +205,9 @@ pub(crate) fn start(table_base: usize, policy: Policy, take: Box<TakeFn>) -> cra
     super::preempt::install()?;
     // Release: the table is usable before anyone sees threads mode on.
     C.table.store(table_base, Ordering::Release);
+    crate::heap::events::set_allocation_check(super::check_allocator);
     extern "C" fn body(_: *mut libc::c_void) -> *mut libc::c_void {
+        super::quiet();
         crate::heap::internal(coordinator_loop)
     }
     crate::sys::thread::spawn_raw(body, core::ptr::null_mut(), 256 << 10)
@@ -203,7 +215,8 @@ pub(crate) fn start(table_base: usize, policy: Policy, take: Box<TakeFn>) -> cra
 }
 
 fn coordinator_loop() -> ! {
-    let mut seen = C.requests.load(Ordering::SeqCst);
+    // Requests made before this thread ran count: they were made against zero.
+    let mut seen = 0;
     let mut next_interval = interval_ns().map(|i| realtime_ns() + i);
     loop {
         let now = C.requests.load(Ordering::SeqCst);
@@ -235,29 +248,37 @@ fn attempt() {
     let gather_ns = now_ns() - t0;
     let result = if gathered {
         C.phase.store(COMMITTING, Ordering::SeqCst);
+        let group = C.group.swap(0, Ordering::SeqCst);
+        crate::heap::program(crate::hooks::run_before);
         let stacks = super::parked_stacks();
         let parked = native::count() as u64;
-        match TAKE.get().map(|f| f(&stacks)) {
-            Some(Ok(mut s)) => {
-                s.threads_parked = parked;
-                s.gather_us = gather_ns / 1000;
-                s.abandoned = C.abandoned.load(Ordering::Relaxed);
-                C.committed.store(n, Ordering::SeqCst);
-                Ok(s)
+        let r = match TAKE.get() {
+            Some(f) => {
+                let abandoned = C.abandoned.load(Ordering::Relaxed);
+                let r = f(&stacks, &|s| {
+                    s.threads_parked = parked;
+                    s.gather_us = gather_ns / 1000;
+                    s.abandoned = abandoned;
+                    s.group = group;
+                });
+                if r.is_ok() {
+                    C.committed.store(n, Ordering::SeqCst);
+                }
+                r
             }
-            Some(Err(e)) => Err(e.to_string()),
-            None => Err("no checkpoint function".into()),
-        }
+            None => Err(crate::error::Error::NotInitialised),
+        };
+        crate::heap::program(|| crate::hooks::run_after(r.as_ref()));
+        r
     } else {
-        let a = C.abandoned.fetch_add(1, Ordering::Relaxed) + 1;
-        let stuck: Vec<usize> = native::running().collect();
-        Err(format!(
-            "abandoned: {} thread(s) did not reach a safepoint within {} ms (attempt {n}, {a} abandoned so far; \
-             a thread holding a lock while waiting for a parked thread, or blocked outside crthreads, \
-             delays checkpoints)",
-            stuck.len(),
-            GATHER_LIMIT_NS / 1_000_000
-        ))
+        C.abandoned.fetch_add(1, Ordering::Relaxed);
+        let e = crate::error::Error::Abandoned {
+            attempt: n,
+            stuck: native::running().count(),
+            waited_ms: gather_ns / 1_000_000,
+        };
+        crate::heap::program(|| crate::hooks::run_after(Err(&e)));
+        Err(e)
     };
     {
         let mut o = OUTCOMES.lock().unwrap_or_else(|p| p.into_inner());

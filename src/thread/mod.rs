@@ -143,6 +143,36 @@ fn released_last_slow() {
     crate::sys::tls::busy_add(-1);
 }
 
+// ---------------------------------------------------------------------------------------------
+// Threads crthreads did not create.
+
+std::thread_local! {
+    /// This OS thread was already told about (or is the runtime's own, or the program's main
+    /// thread, which starts the main persistent thread and carries on after it): no warnings.
+    static QUIET: core::cell::Cell<bool> = const { core::cell::Cell::new(false) };
+}
+
+/// Exempts the calling OS thread from [`check_allocator`]'s warning.
+pub(crate) fn quiet() {
+    QUIET.with(|q| q.set(true));
+}
+
+/// Called by the heap on allocations that miss the thread's cache: a thread that is not a
+/// persistent one allocating from the persistent heap while persistent threads run breaks the
+/// consistent cut (checkpoints do not stop it). Says so once per thread, with what to do.
+pub(crate) fn check_allocator() {
+    if native::slot().is_some() || !coord::active() || QUIET.with(|q| q.replace(true)) {
+        return;
+    }
+    crate::sys::warn_limited(
+        "foreign-thread",
+        "a thread that crthreads::thread::spawn did not start allocates from the persistent heap \
+         while persistent threads run: checkpoints do not stop it, so what it writes there may be \
+         saved half-done, and it is not resumed after a restore. Start it with \
+         crthreads::thread::spawn, or give it volatile memory with crthreads::volatile",
+    );
+}
+
 /// A wait at depth 0: a safepoint.
 fn wait_at_safepoint(word: &AtomicU32, expected: u32, deadline: Option<u64>) -> Wake {
     if native::slot().is_none() {
@@ -171,11 +201,10 @@ pub(crate) fn checkpoint_from_thread() -> crate::error::Result<crate::ckpt::Stat
         return Ok(crate::ckpt::Stats::default());
     }
     match coord::outcome(ticket).result {
-        Some(Ok(s)) => Ok(s),
-        Some(Err(why)) => Err(crate::error::Error::Unsupported { what: "this checkpoint".into(), why }),
+        Some(r) => r,
         None => Err(crate::error::Error::Unsupported {
-            what: "this checkpoint".into(),
-            why: "its outcome is no longer known".into(),
+            what: "this checkpoint's outcome".into(),
+            why: "more than 64 attempts finished since; it is no longer known".into(),
         }),
     }
 }
@@ -536,6 +565,9 @@ where
     F: FnOnce() -> T + Send + 'static,
     T: Send + 'static,
 {
+    // The program's own main thread: what it allocates before the main persistent thread starts
+    // and after it ended is the program's, legitimately.
+    quiet();
     let table = Table::at(table_base);
     let packet_addr;
     if restored && table.rec(0).state.load(Ordering::Acquire) == LIVE {

@@ -1,0 +1,262 @@
+//! The program's control over checkpoints of a threaded program: hooks before and after a
+//! checkpoint and after a restore, memory excluded from checkpoints (`crthreads::volatile`),
+//! the warning for threads crthreads did not create, and abandoned attempts reported as such.
+//! Each case runs in a child process started with `crthreads::main`; restores follow a real
+//! SIGKILL.
+
+mod common;
+
+use std::io::Read;
+use std::process::Stdio;
+use std::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
+use std::time::Duration;
+
+use common::{TempDir, child, role, run_tests, wait_or_kill};
+
+#[global_allocator]
+static A: crthreads::CrAlloc = crthreads::CrAlloc;
+
+fn run_child(role: &str, dir: &std::path::Path, limit: Duration) -> (std::process::ExitStatus, String, String) {
+    let mut c = child(role)
+        .env("CRTHREADS_DIR", dir)
+        .env("CRTHREADS_POLICY", "manual")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut err = String::new();
+    let mut errp = c.stderr.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        errp.read_to_string(&mut err).unwrap();
+        err
+    });
+    let (st, _) = wait_or_kill(&mut c, limit);
+    let mut out = String::new();
+    c.stdout.as_mut().unwrap().read_to_string(&mut out).unwrap();
+    (st, out, reader.join().unwrap())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Hooks.
+
+static BEFORE: AtomicU64 = AtomicU64::new(0);
+static AFTER_SEQ: AtomicU64 = AtomicU64::new(0);
+static AFTER_ERR: AtomicU64 = AtomicU64::new(0);
+static RESTORED_SEQ: AtomicU64 = AtomicU64::new(0);
+/// A persistent counter the before-checkpoint hook increments (set by the main thread).
+static COUNTER: AtomicPtr<u64> = AtomicPtr::new(std::ptr::null_mut());
+
+fn before() {
+    BEFORE.fetch_add(1, Ordering::SeqCst);
+    let p = COUNTER.load(Ordering::SeqCst);
+    if !p.is_null() {
+        // SAFETY: the main thread's boxed counter, alive for the whole run; every persistent
+        // thread is parked while the hook runs.
+        unsafe { *p += 1 };
+    }
+}
+
+fn after(r: Result<&crthreads::Stats, &crthreads::Error>) {
+    match r {
+        Ok(s) => AFTER_SEQ.store(s.seq, Ordering::SeqCst),
+        Err(_) => {
+            AFTER_ERR.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+}
+
+fn restored(seq: u64) {
+    RESTORED_SEQ.store(seq, Ordering::SeqCst);
+}
+
+fn child_hooks() {
+    crthreads::hooks::before_checkpoint(before).unwrap();
+    crthreads::hooks::after_checkpoint(after).unwrap();
+    crthreads::hooks::after_restore(restored).unwrap();
+    let r = crthreads::main(|| {
+        let mut counter = Box::new(0u64);
+        COUNTER.store(&mut *counter, Ordering::SeqCst);
+        for i in 1..=3u64 {
+            let s = crthreads::checkpoint().unwrap();
+            if RESTORED_SEQ.load(Ordering::SeqCst) != 0 {
+                // Resumed from the checkpoint this call asked for, in a new process.
+                COUNTER.store(&mut *counter, Ordering::SeqCst);
+                println!(
+                    "restored {} counter {} before {}",
+                    RESTORED_SEQ.load(Ordering::SeqCst),
+                    *counter,
+                    BEFORE.load(Ordering::SeqCst)
+                );
+                return;
+            }
+            assert_eq!(s.seq, i);
+            assert_eq!(AFTER_SEQ.load(Ordering::SeqCst), s.seq, "the after hook saw this checkpoint");
+            assert_eq!(BEFORE.load(Ordering::SeqCst), i);
+            assert_eq!(*counter, i);
+            assert!(s.threads_parked >= 1, "{s:?}");
+        }
+        println!("ready");
+        loop {
+            crthreads::thread::sleep(Duration::from_secs(1));
+        }
+    });
+    r.unwrap();
+}
+
+fn hooks_run_around_checkpoints_and_after_a_restore() {
+    let t = TempDir::new("hooks");
+    let mut c = child("hooks")
+        .env("CRTHREADS_DIR", t.join("ck"))
+        .env("CRTHREADS_POLICY", "manual")
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = [0u8; 6];
+    c.stdout.as_mut().unwrap().read_exact(&mut line).unwrap();
+    assert_eq!(&line, b"ready\n");
+    c.kill().unwrap();
+    c.wait().unwrap();
+    let (st, out, err) = run_child("hooks", &t.join("ck"), Duration::from_secs(60));
+    assert!(st.success(), "{out}\n{err}");
+    // The hook ran after the restore with checkpoint 3; the counter the before-hook bumped
+    // before checkpoint 3 was copied is 3 in it; no checkpoint ran in the new process.
+    assert_eq!(out.trim(), "restored 3 counter 3 before 0", "{err}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Volatile memory.
+
+fn child_volatile() {
+    let r = crthreads::main(|| {
+        let (lo, len) = crthreads::region().unwrap();
+        let inside = |p: *const u8| (p as usize) >= lo && (p as usize) < lo + len;
+        let first = crthreads::checkpoint().unwrap();
+        let _ = first;
+        let scratch: Vec<u8> = crthreads::volatile(|| vec![0x5a; 8 << 20]);
+        let kept: Vec<u8> = vec![0xa5; 8 << 20];
+        assert!(!inside(scratch.as_ptr()), "volatile memory lies outside the persistent region");
+        assert!(inside(kept.as_ptr()));
+        let s = crthreads::checkpoint().unwrap();
+        // The kept 8 MiB are written (2048 pages, in one slot), the volatile 8 MiB are not.
+        println!("written {} kept {} scratch {}", s.bytes_written, kept.len(), scratch.len());
+        // Freeing a volatile block from outside the section goes back to volatile memory.
+        drop(scratch);
+        drop(kept);
+    });
+    r.unwrap();
+}
+
+fn volatile_memory_is_not_checkpointed() {
+    let t = TempDir::new("volatile");
+    let (st, out, err) = run_child("volatile", &t.join("ck"), Duration::from_secs(60));
+    assert!(st.success(), "{out}\n{err}");
+    let nums: Vec<u64> = out.split_whitespace().filter_map(|w| w.parse().ok()).collect();
+    let [written, kept, scratch] = nums[..] else { panic!("{out}") };
+    assert!(written >= kept, "the persistent 8 MiB are written: {out}");
+    assert!(written < kept + scratch / 2, "the volatile 8 MiB are not: {out}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Threads crthreads did not create.
+
+fn child_foreign() {
+    let r = crthreads::main(|| {
+        let mine = crthreads::thread::spawn(|| (0..1000).map(|i| vec![i as u8; 100]).count());
+        assert_eq!(mine.join().unwrap(), 1000);
+        println!("persistent thread done");
+        if std::env::var("FOREIGN").is_ok() {
+            let h = std::thread::spawn(|| (0..1000).map(|i| vec![i as u8; 100]).count());
+            assert_eq!(h.join().unwrap(), 1000);
+            println!("std thread done");
+        }
+    });
+    r.unwrap();
+    // The OS main thread carries on after the main persistent thread ended: not a warning.
+    let v: Vec<Vec<u8>> = (0..1000).map(|i| vec![i as u8; 100]).collect();
+    println!("after main {}", v.len());
+}
+
+fn a_thread_crthreads_did_not_create_is_named_when_it_allocates() {
+    let t = TempDir::new("foreign");
+    let (st, out, err) = run_child("foreign", &t.join("ck"), Duration::from_secs(60));
+    assert!(st.success(), "{out}\n{err}");
+    assert!(out.contains("after main 1000"), "{out}");
+    assert!(!err.contains("did not start"), "no warning without a foreign thread: {err}");
+
+    let mut c = child("foreign")
+        .env("CRTHREADS_DIR", t.join("ck2"))
+        .env("FOREIGN", "1")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (st, _) = wait_or_kill(&mut c, Duration::from_secs(60));
+    let mut err = String::new();
+    c.stderr.as_mut().unwrap().read_to_string(&mut err).unwrap();
+    assert!(st.success(), "{err}");
+    assert_eq!(err.matches("crthreads::thread::spawn did not start").count(), 1, "warned once: {err}");
+    assert!(err.contains("Start it with crthreads::thread::spawn"), "says what to do: {err}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Abandoned attempts.
+
+fn child_abandon() {
+    crthreads::hooks::after_checkpoint(after).unwrap();
+    let r = crthreads::main(|| {
+        let mut fds = [0; 2];
+        // SAFETY: a valid array of two descriptors.
+        assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+        let rd = fds[0];
+        // A thread blocked in a system call crthreads does not know cannot be parked.
+        let blocked = crthreads::thread::spawn(move || {
+            let mut b = [0u8; 1];
+            // SAFETY: reading into a valid buffer from our pipe.
+            unsafe { libc::read(rd, b.as_mut_ptr().cast(), 1) }
+        });
+        crthreads::thread::sleep(Duration::from_millis(100));
+        let e = crthreads::checkpoint().unwrap_err();
+        println!("first: {e}");
+        assert!(matches!(e, crthreads::Error::Abandoned { .. }), "{e}");
+        assert_eq!(AFTER_ERR.load(Ordering::SeqCst), 1, "the after hook saw the abandoned attempt");
+        // SAFETY: writing one byte into our pipe.
+        assert_eq!(unsafe { libc::write(fds[1], b"x".as_ptr().cast(), 1) }, 1);
+        assert_eq!(blocked.join().unwrap(), 1);
+        let s = crthreads::checkpoint().unwrap();
+        println!("then: seq {} abandoned {}", s.seq, s.abandoned);
+        assert_eq!(s.abandoned, 1);
+    });
+    r.unwrap();
+}
+
+fn an_attempt_that_cannot_gather_every_thread_is_abandoned_and_reported() {
+    let t = TempDir::new("abandon");
+    let (st, out, err) = run_child("abandon", &t.join("ck"), Duration::from_secs(60));
+    assert!(st.success(), "{out}\n{err}");
+    assert!(out.contains("was abandoned: 1 thread(s) did not reach a safepoint"), "{out}");
+    assert!(out.contains("the previous checkpoint stays valid"), "{out}");
+    assert!(out.contains("then: seq 1 abandoned 1"), "{out}");
+}
+
+fn main() {
+    match role().as_deref() {
+        Some("hooks") => return child_hooks(),
+        Some("volatile") => return child_volatile(),
+        Some("foreign") => return child_foreign(),
+        Some("abandon") => return child_abandon(),
+        Some(r) => panic!("unknown role {r}"),
+        None => {}
+    }
+    run_tests(&[
+        ("hooks_run_around_checkpoints_and_after_a_restore", hooks_run_around_checkpoints_and_after_a_restore),
+        ("volatile_memory_is_not_checkpointed", volatile_memory_is_not_checkpointed),
+        (
+            "a_thread_crthreads_did_not_create_is_named_when_it_allocates",
+            a_thread_crthreads_did_not_create_is_named_when_it_allocates,
+        ),
+        (
+            "an_attempt_that_cannot_gather_every_thread_is_abandoned_and_reported",
+            an_attempt_that_cannot_gather_every_thread_is_abandoned_and_reported,
+        ),
+    ]);
+}
