@@ -161,11 +161,11 @@ fn volatile_memory_is_not_checkpointed() {
 
 fn child_foreign() {
     let r = crthreads::main(|| {
-        let mine = crthreads::thread::spawn(|| (0..1000).map(|i| vec![i as u8; 100]).count());
+        let mine = crthreads::thread::spawn(|| (0..1000).map(|i| vec![i as u8; 100]).collect::<Vec<_>>().len());
         assert_eq!(mine.join().unwrap(), 1000);
         println!("persistent thread done");
         if std::env::var("FOREIGN").is_ok() {
-            let h = std::thread::spawn(|| (0..1000).map(|i| vec![i as u8; 100]).count());
+            let h = std::thread::spawn(|| (0..1000).map(|i| vec![i as u8; 100]).collect::<Vec<_>>().len());
             assert_eq!(h.join().unwrap(), 1000);
             println!("std thread done");
         }
