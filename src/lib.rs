@@ -57,5 +57,5 @@ pub use heap::{CrAlloc, volatile};
 #[cfg(not(loom))]
 pub use runtime::{
     Root, Start, auto_init, checkpoint, config, init, init_from_env, init_or_adopt, init_with_argv, is_initialised,
-    is_plain, main, region, retire, root, root_bytes, set_durability, start, tracker,
+    is_plain, main, region, retire, rollback, root, root_bytes, set_durability, start, tracker,
 };

@@ -332,7 +332,8 @@ fn init_inner(cfg: Config, argv: Vec<CString>) -> Result<Start> {
                 discarded,
             )?;
             if let Start::Restored { seq } = start {
-                crate::hooks::run_restored(seq);
+                // The program's code: what it allocates is the program's.
+                heap::program(|| crate::hooks::run_restored(seq));
             }
             Ok(start)
         }
@@ -446,6 +447,10 @@ fn finish_init(
     start: Start,
     discarded: &'static PageSet,
 ) -> Result<Start> {
+    // The standard library's stdout buffer is process state, not the program's: created here
+    // in volatile memory, it is never part of an image, so a rollback cannot free it under std
+    // (it would be freed if std created it on first use after a checkpoint).
+    let _ = std::io::stdout();
     let layout = RegionLayout::new(region.base(), region.len());
     track::set_discard_sink(layout.base, discarded);
     static EVENTS: heap::events::PageEvents =
@@ -693,6 +698,112 @@ fn take_now(rt: &Runtime, stacks: &[ckpt::StackRange], fill: &dyn Fn(&mut Stats)
     }
 }
 
+/// Rolls the program back to its last checkpoint, in this process.
+///
+/// In a program run through [`main`], every persistent thread is gathered at a safepoint (as
+/// for a checkpoint), the heap, the thread table and every thread's stack are read back from
+/// the newest valid checkpoint, and every thread of the checkpoint resumes where it was parked
+/// then; threads started since are gone. The call does not return: the caller resumes at its
+/// own safepoint of the checkpoint (a `checkpoint()` call there returns `Ok` with `seq` 0).
+/// The `after_restore` hooks run before any thread resumes. Threads crthreads did not create
+/// must not use the persistent heap meanwhile (they are not rolled back, and memory they hold
+/// from it is rolled back under them).
+///
+/// Without persistent threads, the heap alone is rolled back on the calling thread, and the
+/// call returns the checkpoint's sequence number: pointers into the heap kept outside it (on
+/// the stack, in statics) must be read again from the root. No other thread may use the heap
+/// meanwhile.
+///
+/// Fails, changing nothing, if there is no checkpoint, in a plain run, from a thread crthreads
+/// did not create (threads mode), or if the threads cannot be gathered in time
+/// ([`Error::Abandoned`]). A checkpoint that cannot be read once memory was overwritten ends
+/// the process (its memory is no longer whole): run the program again to restore from the
+/// other slot.
+pub fn rollback() -> Result<u64> {
+    if is_plain() {
+        return Err(Error::Unsupported {
+            what: "rollback() in a plain run".into(),
+            why: "this process descends from a persistent program and has no checkpoint of its own".into(),
+        });
+    }
+    if sys::tls::held() > 0 || sys::tls::busy() > 0 {
+        return Err(Error::Reentered { call: "rollback()" });
+    }
+    let rt = get()?;
+    if crate::thread::coord::active() {
+        if crate::thread::native::slot().is_none() {
+            return Err(Error::Unsupported {
+                what: "rollback() from a thread crthreads did not create".into(),
+                why: "call it from a persistent thread (started with crthreads::thread::spawn)".into(),
+            });
+        }
+        return crate::thread::rollback_from_thread();
+    }
+    let seq = internal(|| {
+        let _held = Held::new();
+        rollback_memory(rt)
+    })?;
+    crate::heap::forget_cache();
+    crate::hooks::run_restored(seq);
+    Ok(seq)
+}
+
+/// Reads the newest valid checkpoint back into the region, in place; returns its sequence
+/// number. Nothing else may touch the region meanwhile (threads parked, or none). Fails
+/// without changing memory if there is no checkpoint; ends the process if reading fails after
+/// memory was cleared.
+pub(crate) fn rollback_memory(rt: &Runtime) -> Result<u64> {
+    rt.check_owner()?;
+    let mut guard = rt.state.lock().unwrap_or_else(|p| p.into_inner());
+    let st = &mut *guard;
+    if !st.store.has_checkpoint() {
+        return Err(Error::NoValidCheckpoint { dir: rt.config.dir.clone(), reasons: Vec::new() });
+    }
+    // Everything live now is rewritten or cleared: the checkpoint's extents lie within them
+    // (the heap only grows).
+    let live = ckpt::live_extents(&rt.layout);
+    let end = live.iter().map(|e| e.end() as usize).max().unwrap_or(0) * sys::PAGE;
+    // With the mprotect tracker the pages are opened (and recorded written) first: the reads
+    // below write them from inside the kernel.
+    track::prepare_rewrite(rt.layout.base, end);
+    // SAFETY: region memory nobody uses meanwhile (see above); its contents are replaced.
+    if let Err(e) = unsafe { sys::mman::discard(rt.layout.base, end) } {
+        return Err(Error::os("madvise (rollback)", e));
+    }
+    let identity = Identity::current();
+    let dir = rt.config.dir.clone();
+    let mut accept = |m: &[u8]| -> Result<()> {
+        let saved = Identity::decode(m).map_err(|why| Error::Mismatch { dir: dir.clone(), what: why })?;
+        match identity.mismatch(&saved) {
+            Some(what) => Err(Error::Mismatch { dir: dir.clone(), what }),
+            None => Ok(()),
+        }
+    };
+    let mut notes = Vec::new();
+    // SAFETY: the region is mapped and was just cleared; nobody references it meanwhile.
+    let restored = match unsafe { st.store.restore_in_place(&mut accept, &mut notes) } {
+        Ok(Some(r)) => r,
+        Ok(None) => sys::fatal("rollback: the checkpoint vanished while memory was being replaced"),
+        Err(e) => sys::fatal(&format!(
+            "rollback: reading the checkpoint failed after memory was cleared ({e}); the process \
+             cannot continue: run the program again to restore"
+        )),
+    };
+    for n in notes.iter().chain(&restored.warnings) {
+        sys::warn(n);
+    }
+    // SAFETY: the region holds a verified image; nobody uses the heap meanwhile.
+    if let Err(what) = unsafe { heap::adopt(&rt.layout) } {
+        sys::fatal(&format!("rollback: the restored heap does not fit this process: {what}"));
+    }
+    let live = ckpt::live_extents(&rt.layout);
+    match Scratch::new(rt._region.pages(), live, false) {
+        Ok(s) => st.scratch = s,
+        Err(e) => sys::fatal(&format!("rollback: {e}")),
+    }
+    Ok(restored.seq)
+}
+
 /// Runs the program's main logic `f` as a persistent thread, so that the whole program resumes
 /// after a crash, not just its heap: initialises crthreads from the environment (see
 /// [`init_from_env`]), starts the checkpoint coordinator with the configured policy, and runs
@@ -728,7 +839,8 @@ where
     let rt = get()?;
     let table = crate::thread::table::Table::new(&rt.layout).base();
     let take: Box<crate::thread::coord::TakeFn> = Box::new(|stacks, fill| internal(|| take_now(get()?, stacks, fill)));
-    internal(|| crate::thread::coord::start(table, rt.config.policy, take))?;
+    let roll: Box<crate::thread::coord::RollFn> = Box::new(|| internal(|| rollback_memory(get()?)));
+    internal(|| crate::thread::coord::start(table, rt.config.policy, take, roll))?;
     if start.is_restored() {
         // The program carries on with the restored threads: a clean exit retires the checkpoint.
         rt.root_taken.store(true, Ordering::Relaxed);

@@ -238,16 +238,173 @@ fn an_attempt_that_cannot_gather_every_thread_is_abandoned_and_reported() {
     assert!(out.contains("then: seq 1 abandoned 1"), "{out}");
 }
 
+// ---------------------------------------------------------------------------------------------
+// In-process rollback.
+
+static ROLLED: AtomicU64 = AtomicU64::new(0);
+static AT_GATHER: AtomicU64 = AtomicU64::new(0);
+static WATCHED: AtomicPtr<std::sync::atomic::AtomicU64> = AtomicPtr::new(std::ptr::null_mut());
+
+fn note_gather() {
+    let p = WATCHED.load(Ordering::SeqCst);
+    if !p.is_null() {
+        // SAFETY: the main thread's counter, alive for the whole run.
+        AT_GATHER.store(unsafe { &*p }.load(Ordering::SeqCst), Ordering::SeqCst);
+    }
+}
+
+fn note_rollback(seq: u64) {
+    ROLLED.store(seq, Ordering::SeqCst);
+}
+
+fn child_rollback() {
+    use std::sync::Arc;
+    use std::sync::atomic::AtomicBool;
+    crthreads::hooks::before_checkpoint(note_gather).unwrap();
+    crthreads::hooks::after_restore(note_rollback).unwrap();
+    let r = crthreads::main(|| {
+        let counter = Arc::new(AtomicU64::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
+        let b_ran = Arc::new(AtomicBool::new(false));
+        WATCHED.store(Arc::as_ptr(&counter) as *mut _, Ordering::SeqCst);
+        let a = {
+            let (c, stop) = (counter.clone(), stop.clone());
+            crthreads::thread::spawn(move || {
+                while !stop.load(Ordering::SeqCst) {
+                    crthreads::thread::sleep(Duration::from_millis(2));
+                    c.fetch_add(1, Ordering::SeqCst);
+                }
+                c.load(Ordering::SeqCst)
+            })
+        };
+        crthreads::thread::sleep(Duration::from_millis(50));
+        let s = crthreads::checkpoint().unwrap();
+        let seen = counter.load(Ordering::SeqCst);
+        if ROLLED.load(Ordering::SeqCst) != 0 {
+            let at_gather = AT_GATHER.load(Ordering::SeqCst);
+            stop.store(true, Ordering::SeqCst);
+            let last = a.join().unwrap();
+            let next = crthreads::checkpoint().unwrap().seq;
+            println!(
+                "rolled back to {} seq {} at_gather {} seen {} b_ran {} last {} next {}",
+                ROLLED.load(Ordering::SeqCst),
+                s.seq,
+                at_gather,
+                seen,
+                b_ran.load(Ordering::SeqCst),
+                last,
+                next
+            );
+            return;
+        }
+        assert_eq!(s.seq, 1);
+        let _b = {
+            let (flag, stop) = (b_ran.clone(), stop.clone());
+            crthreads::thread::spawn(move || {
+                flag.store(true, Ordering::SeqCst);
+                while !stop.load(Ordering::SeqCst) {
+                    crthreads::thread::sleep(Duration::from_millis(1));
+                }
+            })
+        };
+        crthreads::thread::sleep(Duration::from_millis(200));
+        println!("before rollback {} b_ran {}", counter.load(Ordering::SeqCst), b_ran.load(Ordering::SeqCst));
+        let e = crthreads::rollback();
+        panic!("rollback returned: {e:?}");
+    });
+    r.unwrap();
+}
+
+fn rollback_restores_every_thread_in_process() {
+    for tracker in ["uffd", "mprotect"] {
+        let t = TempDir::new("rollback");
+        let mut c = child("rollback")
+            .env("CRTHREADS_DIR", t.join("ck"))
+            .env("CRTHREADS_POLICY", "manual")
+            .env("CRTHREADS_TRACKER", tracker)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let (st, hung) = wait_or_kill(&mut c, Duration::from_secs(60));
+        let mut out = String::new();
+        c.stdout.as_mut().unwrap().read_to_string(&mut out).unwrap();
+        let mut err = String::new();
+        c.stderr.as_mut().unwrap().read_to_string(&mut err).unwrap();
+        assert!(!hung && st.success(), "[{tracker}] {st:?}\n{out}\n{err}");
+        let num = |key: &str, line: &str| -> u64 {
+            let w: Vec<&str> = line.split_whitespace().collect();
+            let i = w.iter().position(|x| *x == key).unwrap_or_else(|| panic!("{key} in {line}"));
+            w[i + 1].parse().unwrap_or_else(|_| panic!("{key} in {line}"))
+        };
+        let mut lines = out.lines();
+        let before = lines.next().unwrap_or_else(|| panic!("[{tracker}] {out}\n{err}"));
+        let after = lines.next().unwrap_or_else(|| panic!("[{tracker}] {out}\n{err}"));
+        assert!(before.contains("b_ran true"), "{before}");
+        assert_eq!(num("to", after), 1, "rolled back to checkpoint 1: {after}");
+        assert_eq!(num("seq", after), 0, "checkpoint() resumed as restored: {after}");
+        assert!(after.contains("b_ran false"), "the thread started after the checkpoint is gone: {after}");
+        let (g, seen, b) = (num("at_gather", after), num("seen", after), num("rollback", before));
+        assert!(
+            seen >= g && seen < b,
+            "the counter went back to its checkpointed value {g}, then on: {after} / {before}"
+        );
+        assert!(num("last", after) >= seen, "{after}");
+        assert_eq!(num("next", after), 2, "checkpoints go on after a rollback: {after}");
+    }
+}
+
+fn child_rollback_heap() {
+    crthreads::init_from_env().unwrap();
+    // SAFETY: the root holds a Vec of the persistent heap.
+    let mut v = unsafe { crthreads::root(Vec::<u64>::new) }.unwrap();
+    v.extend(0..1000);
+    assert_eq!(crthreads::checkpoint().unwrap().seq, 1);
+    v.iter_mut().for_each(|x| *x *= 3);
+    v.extend(0..100_000);
+    let seq = crthreads::rollback().unwrap();
+    println!("rolled back to {seq}: len {} sum {}", v.len(), v.iter().sum::<u64>());
+    // The heap works after the rollback.
+    v.extend(0..10);
+    let s = crthreads::checkpoint().unwrap();
+    println!("then checkpoint {} len {}", s.seq, v.len());
+}
+
+fn rollback_without_threads_restores_the_heap() {
+    for tracker in ["uffd", "mprotect"] {
+        let t = TempDir::new("rollheap");
+        let mut c = child("rollback-heap")
+            .env("CRTHREADS_DIR", t.join("ck"))
+            .env("CRTHREADS_TRACKER", tracker)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let (st, _) = wait_or_kill(&mut c, Duration::from_secs(60));
+        let mut out = String::new();
+        c.stdout.as_mut().unwrap().read_to_string(&mut out).unwrap();
+        let mut err = String::new();
+        c.stderr.as_mut().unwrap().read_to_string(&mut err).unwrap();
+        assert!(st.success(), "[{tracker}] {out}\n{err}");
+        assert!(out.contains("rolled back to 1: len 1000 sum 499500"), "[{tracker}] {out}");
+        assert!(out.contains("then checkpoint 2 len 1010"), "[{tracker}] {out}");
+    }
+}
+
 fn main() {
     match role().as_deref() {
         Some("hooks") => return child_hooks(),
         Some("volatile") => return child_volatile(),
         Some("foreign") => return child_foreign(),
         Some("abandon") => return child_abandon(),
+        Some("rollback") => return child_rollback(),
+        Some("rollback-heap") => return child_rollback_heap(),
         Some(r) => panic!("unknown role {r}"),
         None => {}
     }
     run_tests(&[
+        ("rollback_restores_every_thread_in_process", rollback_restores_every_thread_in_process),
+        ("rollback_without_threads_restores_the_heap", rollback_without_threads_restores_the_heap),
         ("hooks_run_around_checkpoints_and_after_a_restore", hooks_run_around_checkpoints_and_after_a_restore),
         ("volatile_memory_is_not_checkpointed", volatile_memory_is_not_checkpointed),
         (

@@ -277,11 +277,33 @@ unsafe extern "C" fn release_on_exit(p: *mut libc::c_void) {
     if super::ctx().is_none() {
         return;
     }
+    let p: *mut Cache = p.cast();
+    // After a rollback (`forget_cache`) the cache this hook was registered with may be owned by
+    // another thread: only the cache this thread still holds is given back.
+    let mine = TLS.with(|t| {
+        let mine = t.state.get() == ST_ACTIVE && (t.cache.get() == p || t.saved.get() == p);
+        if mine {
+            t.cache.set(core::ptr::null_mut());
+            t.saved.set(core::ptr::null_mut());
+            t.state.set(ST_NO_CACHE);
+        }
+        mine
+    });
+    if mine {
+        // SAFETY: this thread owns `p` and is exiting.
+        unsafe { Ctx::release_cache(p) };
+    }
+}
+
+/// Forgets the calling thread's cache without giving it back: the heap was rolled back in
+/// place (every cache is free in the restored image, see `adopt`), so the pointer is stale.
+/// The thread claims a cache again at its next allocation.
+pub(crate) fn forget_cache() {
     TLS.with(|t| {
         t.cache.set(core::ptr::null_mut());
         t.saved.set(core::ptr::null_mut());
-        t.state.set(ST_NO_CACHE);
+        if t.state.get() != ST_CLAIMING {
+            t.state.set(ST_NONE);
+        }
     });
-    // SAFETY: the key's value is the cache this thread claimed, and the thread is exiting.
-    unsafe { Ctx::release_cache(p.cast()) };
 }

@@ -32,6 +32,7 @@ pub mod volatile;
 use core::alloc::{GlobalAlloc, Layout};
 use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
+pub(crate) use cache::forget_cache;
 use cache::{ST_NONE, TLS};
 pub use cache::{internal, program};
 pub use check::{HeapReport, check_invariants};

@@ -96,7 +96,26 @@ impl Store {
     ) -> Result<Option<Restored>> {
         let dir = self.dir.take().ok_or(Error::NotInitialised)?;
         // SAFETY: forwarded.
-        let r = unsafe { self.restore_from(&dir, accept, notes) };
+        let r = unsafe { self.restore_from(&dir, accept, notes, false) };
+        self.dir = Some(dir);
+        r
+    }
+
+    /// As [`Store::restore`], into a region that is in use and tracked (a rollback): the
+    /// region keeps its mapping (a write tracker stays registered on it), and a slot that
+    /// fails after pages were read is cleared with `MADV_DONTNEED` before the other is tried.
+    ///
+    /// # Safety
+    /// As for [`Store::restore`]: the region's pages below the current live end must be
+    /// writable and zero, and nobody may reference the region meanwhile.
+    pub unsafe fn restore_in_place(
+        &mut self,
+        accept: &mut dyn FnMut(&[u8]) -> Result<()>,
+        notes: &mut Vec<String>,
+    ) -> Result<Option<Restored>> {
+        let dir = self.dir.take().ok_or(Error::NotInitialised)?;
+        // SAFETY: forwarded.
+        let r = unsafe { self.restore_from(&dir, accept, notes, true) };
         self.dir = Some(dir);
         r
     }
@@ -106,6 +125,7 @@ impl Store {
         dir: &Dir,
         accept: &mut dyn FnMut(&[u8]) -> Result<()>,
         notes: &mut Vec<String>,
+        in_place: bool,
     ) -> Result<Option<Restored>> {
         let mut reasons = Vec::new();
         let mut headers: [Option<Header>; 2] = [None, None];
@@ -140,6 +160,8 @@ impl Store {
                 }
             }
             self.files[s] = Some(fd);
+            // Opened for reading: `prepare` opens it for writing before the next commit.
+            self.writable[s] = false;
         }
         if headers.iter().all(Option::is_none) {
             if never_committed {
@@ -191,7 +213,7 @@ impl Store {
             if i > 0 {
                 // Pages of a failed newer attempt may be in the region: start from zero.
                 // SAFETY: the caller guarantees nobody references the region.
-                unsafe { self.clear_region()? };
+                unsafe { self.clear_region(in_place)? };
             }
             // SAFETY: forwarded from the caller.
             match unsafe { self.load_slot(s, &h, true) } {
@@ -248,7 +270,12 @@ impl Store {
         Err(Error::NoValidCheckpoint { dir: dir.path().to_path_buf(), reasons })
     }
 
-    unsafe fn clear_region(&self) -> Result<()> {
+    unsafe fn clear_region(&self, in_place: bool) -> Result<()> {
+        if in_place {
+            // SAFETY: forwarded from `restore_in_place`'s caller; the mapping stays.
+            return unsafe { mman::discard(self.base as usize, self.capacity as usize) }
+                .map_err(|e| Error::os("madvise (clear region)", e));
+        }
         // SAFETY: forwarded from `restore`'s caller.
         unsafe { mman::remap_zero(self.base as usize, self.capacity as usize) }
             .map_err(|e| Error::os("mmap (clear region)", e))

@@ -89,6 +89,10 @@ struct Coord {
     abandoned: AtomicU64,
     /// Threads waiting for the next attempt to cover their release (the group commit's size).
     group: AtomicU64,
+    /// The next attempt rolls back instead of checkpointing.
+    rollback_wanted: AtomicBool,
+    /// Rollbacks done in this process (the generation native sides compare).
+    rollbacks: AtomicU32,
     policy_ms: AtomicU64,
     every_release: AtomicBool,
     /// The thread table (its base address), once threads run.
@@ -106,6 +110,8 @@ static C: Coord = Coord {
     committed: AtomicU64::new(0),
     abandoned: AtomicU64::new(0),
     group: AtomicU64::new(0),
+    rollback_wanted: AtomicBool::new(false),
+    rollbacks: AtomicU32::new(0),
     policy_ms: AtomicU64::new(0),
     every_release: AtomicBool::new(false),
     table: AtomicUsize::new(0),
@@ -116,6 +122,10 @@ static OUTCOMES: Mutex<Vec<(u64, Outcome)>> = Mutex::new(Vec::new());
 
 /// The function that takes the checkpoint, set when threads start.
 static TAKE: std::sync::OnceLock<Box<TakeFn>> = std::sync::OnceLock::new();
+
+/// What rolls memory back in place (the runtime's), set when threads start.
+pub(crate) type RollFn = dyn Fn() -> crate::error::Result<u64> + Send + Sync;
+static ROLL: std::sync::OnceLock<Box<RollFn>> = std::sync::OnceLock::new();
 
 /// Whether the coordinator runs (threads mode).
 pub(crate) fn active() -> bool {
@@ -159,20 +169,27 @@ pub(crate) fn request() {
     futex::wake(&C.requests, 1);
 }
 
-/// Called on the native side of a safe thread: waits until a checkpoint attempt that includes
-/// this thread's current state has finished, and records which one in `t`.
-pub(crate) fn cover(t: &mut Ticket) {
+/// Called on the native side of a safe thread: waits until an attempt that includes this
+/// thread's current state has finished (a checkpoint, or with `rollback` a rollback), and
+/// records which one in `t`.
+pub(crate) fn wait_for_attempt(t: &mut Ticket, rollback: bool) {
+    if rollback {
+        C.rollback_wanted.store(true, Ordering::SeqCst);
+    }
     // The thread is safe already. An attempt still gathering will include it; otherwise the
-    // next one will.
+    // next one will. (A rollback asked for while one gathers is served by the next attempt:
+    // the one gathering already chose what it does.)
     let cur = C.attempt.load(Ordering::SeqCst);
-    let want = if C.phase.load(Ordering::SeqCst) == GATHERING { cur } else { cur + 1 };
+    let want = if !rollback && C.phase.load(Ordering::SeqCst) == GATHERING { cur } else { cur + 1 };
     if want > cur {
         request();
     }
     *t = Ticket(want);
-    // Counted for the attempt that will commit next: covers are only asked for while a thread
-    // runs, and an attempt reads the count while none does.
-    C.group.fetch_add(1, Ordering::SeqCst);
+    if !rollback {
+        // Counted for the attempt that will commit next: covers are only asked for while a
+        // thread runs, and an attempt reads the count while none does.
+        C.group.fetch_add(1, Ordering::SeqCst);
+    }
     loop {
         let done = C.done.load(Ordering::SeqCst);
         if C.done_full.load(Ordering::SeqCst) >= want {
@@ -180,6 +197,17 @@ pub(crate) fn cover(t: &mut Ticket) {
         }
         futex::wait(&C.done, done);
     }
+}
+
+/// Rollbacks done in this process so far.
+pub(crate) fn rollbacks() -> u32 {
+    C.rollbacks.load(Ordering::SeqCst)
+}
+
+/// Waits up to `ns` for a thread's state to change.
+pub(crate) fn wait_safe_change(ns: u64) {
+    let seen = C.safe.load(Ordering::SeqCst);
+    futex::wait_until(&C.safe, seen, Some(realtime_ns() + ns));
 }
 
 /// The outcome of attempt `t` (if it is still remembered).
@@ -190,8 +218,13 @@ pub(crate) fn outcome(t: Ticket) -> Outcome {
 
 /// Starts threads mode: the coordinator thread, with `policy`, on the thread table at
 /// `table_base`, taking checkpoints with `take`.
-pub(crate) fn start(table_base: usize, policy: Policy, take: Box<TakeFn>) -> crate::error::Result<()> {
-    if TAKE.set(take).is_err() {
+pub(crate) fn start(
+    table_base: usize,
+    policy: Policy,
+    take: Box<TakeFn>,
+    roll: Box<RollFn>,
+) -> crate::error::Result<()> {
+    if TAKE.set(take).is_err() || ROLL.set(roll).is_err() {
         return Err(crate::error::Error::AlreadyInitialised);
     }
     match policy {
@@ -241,12 +274,26 @@ fn interval_ns() -> Option<u64> {
 /// One attempt: gather, then commit or abandon, then publish.
 fn attempt() {
     let n = C.attempt.fetch_add(1, Ordering::SeqCst) + 1;
+    let rollback = C.rollback_wanted.swap(false, Ordering::SeqCst);
     C.due.store(true, Ordering::SeqCst);
     C.phase.store(GATHERING, Ordering::SeqCst);
     let t0 = now_ns();
     let gathered = gather(t0);
     let gather_ns = now_ns() - t0;
-    let result = if gathered {
+    let result = if gathered && rollback {
+        C.phase.store(COMMITTING, Ordering::SeqCst);
+        C.group.swap(0, Ordering::SeqCst);
+        super::rollback_all(|| match ROLL.get() {
+            Some(f) => f(),
+            None => Err(crate::error::Error::NotInitialised),
+        })
+        .map(|seq| {
+            C.rollbacks.fetch_add(1, Ordering::SeqCst);
+            native::wake_waiters(C.rollbacks.load(Ordering::SeqCst));
+            crate::heap::program(|| crate::hooks::run_restored(seq));
+            crate::ckpt::Stats::default()
+        })
+    } else if gathered {
         C.phase.store(COMMITTING, Ordering::SeqCst);
         let group = C.group.swap(0, Ordering::SeqCst);
         crate::heap::program(crate::hooks::run_before);

@@ -540,6 +540,70 @@ where
     }
 }
 
+/// `crate::rollback` from a persistent thread: parks it until a rollback attempt finished.
+/// Returns only if the rollback failed (on success the thread resumes at its checkpointed
+/// safepoint instead).
+pub(crate) fn rollback_from_thread() -> crate::error::Result<u64> {
+    crate::sys::tls::busy_add(1);
+    let r = native::to_native(Request::Rollback);
+    let i = native::slot().expect("a persistent thread");
+    // SAFETY: the slot's ticket is written by its native side, on this OS thread.
+    let ticket = unsafe { *native::NATIVES[i].cover.get() };
+    crate::sys::tls::busy_add(-1);
+    if r == Resume::Restored {
+        // Rolled back to a checkpoint taken while this very call was parked.
+        return Ok(0);
+    }
+    match coord::outcome(ticket).result {
+        Some(Err(e)) => Err(e),
+        Some(Ok(_)) | None => Err(crate::error::Error::Unsupported {
+            what: "this rollback's outcome".into(),
+            why: "it is no longer known".into(),
+        }),
+    }
+}
+
+/// Rolls every persistent thread back (the coordinator, with every thread parked): gives the
+/// current stacks back to the tracker, has `roll` replace memory with the last checkpoint,
+/// takes the checkpoint's stacks, and starts OS threads for its threads that have none.
+/// Native sides notice the rollback when they next leave their safepoint. Nothing changes if
+/// `roll` fails.
+pub(crate) fn rollback_all(roll: impl FnOnce() -> crate::error::Result<u64>) -> crate::error::Result<u64> {
+    if native::NATIVES[0].state.load(Ordering::SeqCst) == native::NONE {
+        return Err(crate::error::Error::Unsupported {
+            what: "rollback() after the main thread ended".into(),
+            why: "the checkpoint's main thread could not be resumed on the program's main thread".into(),
+        });
+    }
+    let table = native::table();
+    let stacks = |on: bool| {
+        for i in table.live() {
+            // SAFETY: every thread is parked: the records do not change meanwhile.
+            let (base, len) =
+                unsafe { ((*table.rec_mut(i)).stack_base as usize, (*table.rec_mut(i)).stack_len as usize) };
+            guard(base, len, on);
+        }
+    };
+    stacks(false);
+    let seq = match roll() {
+        Ok(seq) => seq,
+        Err(e) => {
+            stacks(true);
+            return Err(e);
+        }
+    };
+    // The table is the checkpoint's now.
+    stacks(true);
+    for i in table.live() {
+        if native::NATIVES[i].state.load(Ordering::SeqCst) == native::NONE {
+            start_os_thread(i, Resume::Restored).unwrap_or_else(|e| {
+                crate::sys::fatal(&format!("rollback: cannot resume persistent thread {i}: {e}"));
+            });
+        }
+    }
+    Ok(seq)
+}
+
 // ---------------------------------------------------------------------------------------------
 // The program's main thread, and resuming threads after a restore.
 

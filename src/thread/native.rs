@@ -26,7 +26,7 @@
 #![allow(unsafe_code)] // Context switches, per-thread records in static memory.
 
 use core::cell::UnsafeCell;
-use core::sync::atomic::{AtomicI32, AtomicU32, Ordering};
+use core::sync::atomic::{AtomicI32, AtomicU32, AtomicUsize, Ordering};
 
 use super::arch::{Context, switch};
 use super::coord;
@@ -50,6 +50,8 @@ pub(crate) enum Request {
     Cover,
     /// A checkpoint is gathering: stay parked until it is over.
     Park,
+    /// Roll every thread back to the last checkpoint (see [`crate::rollback`]).
+    Rollback,
     /// The thread's body returned: retire the OS thread.
     Exit,
 }
@@ -80,6 +82,11 @@ pub(crate) struct Native {
     resume: UnsafeCell<Resume>,
     /// Which checkpoint attempt a `Cover` request waits for.
     pub(crate) cover: UnsafeCell<coord::Ticket>,
+    /// The futex word the native side waits on for a `Wait` request (0: none), so that a
+    /// rollback can wake it.
+    pub(crate) waiting_on: AtomicUsize,
+    /// The last rollback generation the native side noticed while serving a `Wait`.
+    pub(crate) seen: AtomicU32,
 }
 
 // SAFETY: the cells are only touched by the OS thread that serves the slot (both sides of a
@@ -94,6 +101,8 @@ const EMPTY: Native = Native {
     request: UnsafeCell::new(Request::Exit),
     resume: UnsafeCell::new(Resume::Woken),
     cover: UnsafeCell::new(coord::Ticket::NONE),
+    waiting_on: AtomicUsize::new(0),
+    seen: AtomicU32::new(0),
 };
 
 /// The OS sides of all slots (volatile: a restored process starts with none).
@@ -153,6 +162,10 @@ fn leave_safe(n: &Native) {
 /// with `first` (`Woken` for a new thread, `Restored` after a restore).
 pub(crate) fn run(i: usize, first: Resume) {
     let n = &NATIVES[i];
+    // std's handle for this OS thread (its name, for panic messages) is created now, in
+    // volatile memory: created later by the program's code it would live in the heap, and a
+    // rollback could free it under std.
+    crate::heap::internal(|| drop(std::thread::current()));
     tls::set_native(i + 1);
     n.tid.store(crate::sys::thread::gettid(), Ordering::Relaxed);
     // Tracking faults on heap pages are handled on this stack (a SIGSEGV handler must not run
@@ -160,34 +173,71 @@ pub(crate) fn run(i: usize, first: Resume) {
     crate::sys::thread::ensure_altstack(64 << 10);
     // SAFETY: only this OS thread uses the cells of slot `i` from now on.
     unsafe { *n.resume.get() = first };
+    // The rollback generation this thread's region side last ran in.
+    let mut generation = coord::rollbacks();
     n.state.store(SAFE, Ordering::SeqCst);
     coord::safe_changed();
     let table = coord::table();
     loop {
         leave_safe(n);
+        if coord::rollbacks() != generation {
+            // Rolled back while parked: the region side to resume is the checkpoint's.
+            if table.rec(i).state.load(Ordering::Acquire) != super::table::LIVE {
+                // The thread did not exist at the checkpoint: this OS thread retires.
+                n.state.store(NONE, Ordering::SeqCst);
+                coord::safe_changed();
+                tls::set_native(0);
+                return;
+            }
+            crate::heap::forget_cache();
+            // This OS thread may have parked inside the preemption handler, which is abandoned
+            // now with the preemption signal still blocked.
+            super::preempt::unblock();
+            // SAFETY: only this OS thread uses slot `i`'s cells.
+            unsafe { *n.resume.get() = Resume::Restored };
+        }
         // SAFETY: the record's context is a saved (or initial) context on the thread's stack,
         // which only this OS thread resumes; the native context is saved into our own slot.
         unsafe { switch(n.ctx.get(), &raw const (*table.rec_mut(i)).ctx) };
-        // The region side stopped: its stack is frozen now.
+        // The region side stopped: its stack is frozen now. No rollback can happen before
+        // this thread is published safe, so the generation read here is the region side's.
+        generation = coord::rollbacks();
         n.state.store(SAFE, Ordering::SeqCst);
         coord::safe_changed();
         // SAFETY: written by the region side just before it switched out, on this OS thread.
         let req = unsafe { *n.request.get() };
         let answer = match req {
             Request::Wait { word, expected, deadline } => {
-                // SAFETY: the region side's futex word stays valid while it waits on it.
-                let word = unsafe { &*word };
-                if futex::wait_until(word, expected, deadline) { Resume::Woken } else { Resume::TimedOut }
+                n.waiting_on.store(word as usize, Ordering::SeqCst);
+                // A rollback wakes this wait (it wakes the word until the change is seen).
+                let r = if coord::rollbacks() != generation {
+                    Resume::Woken
+                } else {
+                    // SAFETY: the region side's futex word stays valid while it waits on it.
+                    let word = unsafe { &*word };
+                    if futex::wait_until(word, expected, deadline) { Resume::Woken } else { Resume::TimedOut }
+                };
+                n.waiting_on.store(0, Ordering::SeqCst);
+                let g = coord::rollbacks();
+                if g != generation {
+                    n.seen.store(g, Ordering::SeqCst);
+                    coord::safe_changed();
+                }
+                r
             }
-            Request::Cover => {
+            Request::Cover | Request::Rollback => {
                 // SAFETY: only this OS thread uses slot `i`'s cells.
                 let t = unsafe { &mut *n.cover.get() };
-                coord::cover(t);
+                coord::wait_for_attempt(t, matches!(req, Request::Rollback));
                 Resume::Attempted
             }
             Request::Park => Resume::Woken,
             Request::Exit => {
                 leave_safe(n);
+                if coord::rollbacks() != generation {
+                    // Rolled back before the exit took effect: the top of the loop decides.
+                    continue;
+                }
                 super::finish(table, i);
                 n.state.store(NONE, Ordering::SeqCst);
                 coord::safe_changed();
@@ -197,6 +247,27 @@ pub(crate) fn run(i: usize, first: Resume) {
         };
         // SAFETY: read by the region side after the switch back, on this OS thread.
         unsafe { *n.resume.get() = answer };
+    }
+}
+
+/// After a rollback (every thread parked): makes every native side serving a `Wait` notice
+/// it, waking its word until it did. Natives parked elsewhere notice when they leave.
+pub(crate) fn wake_waiters(generation: u32) {
+    loop {
+        let mut pending = false;
+        for n in NATIVES.iter() {
+            let w = n.waiting_on.load(Ordering::SeqCst);
+            if n.state.load(Ordering::SeqCst) == SAFE && w != 0 && n.seen.load(Ordering::SeqCst) != generation {
+                pending = true;
+                // SAFETY: a futex word in the region (mapped for the process's lifetime); a
+                // wake-up is harmless whatever the word holds now.
+                futex::wake(unsafe { &*(w as *const AtomicU32) }, i32::MAX);
+            }
+        }
+        if !pending {
+            return;
+        }
+        coord::wait_safe_change(1_000_000);
     }
 }
 

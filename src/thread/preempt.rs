@@ -68,6 +68,15 @@ pub(crate) fn install() -> crate::error::Result<()> {
         .map_err(|e| crate::error::Error::os("sigaction (checkpoint request signal)", e))
 }
 
+/// Unblocks the preemption signal on the calling OS thread (after a rollback abandoned a
+/// handler frame, whose `sigreturn` would have unblocked it).
+pub(crate) fn unblock() {
+    let sig = PREEMPT.load(Ordering::Relaxed);
+    if sig > 0 {
+        signal::sigprocmask_raw(libc::SIG_UNBLOCK, signal::bit(sig));
+    }
+}
+
 /// Sends the preemption signal to the OS thread serving slot `i`.
 pub(crate) fn poke(i: usize) {
     let tid = NATIVES[i].tid.load(Ordering::Relaxed);

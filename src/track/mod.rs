@@ -92,6 +92,12 @@ pub(crate) fn set_stack(base: usize, len: usize, on: bool) {
     mprotect::set_stack(base, len, on);
 }
 
+/// The runtime is about to rewrite `addr..addr+len` in place (a rollback): with the mprotect
+/// tracker its pages are opened and recorded written, so the kernel can write into them.
+pub(crate) fn prepare_rewrite(addr: usize, len: usize) {
+    mprotect::prepare_kernel_write(addr, len);
+}
+
 /// Records that `addr..addr+len` was just handed out from untouched memory (it counts as
 /// written: the mprotect tracker opens it in one call rather than one fault per page).
 pub(crate) fn note_fresh(addr: usize, len: usize) {
