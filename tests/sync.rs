@@ -301,3 +301,34 @@ fn timed_waits_time_out_despite_interrupts() {
     });
     assert_eq!(s.available(), 0);
 }
+
+// Every primitive can be a static, as std's can (their constructors are `const`).
+static COUNTER: Mutex<u64> = Mutex::new(0);
+static TABLE: RwLock<Vec<u32>> = RwLock::new(Vec::new());
+static READY: Condvar = Condvar::new();
+static GATE: Barrier = Barrier::new(2);
+static CONFIG: OnceLock<String> = OnceLock::new();
+static ONCE: crthreads::sync::Once = crthreads::sync::Once::new();
+static TOKENS: Semaphore = Semaphore::new(1);
+
+#[test]
+fn statics() {
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            *COUNTER.lock().unwrap() += 1;
+            TABLE.write().unwrap().push(1);
+            GATE.wait();
+        });
+        GATE.wait();
+    });
+    let g = READY.wait_timeout_while(COUNTER.lock().unwrap(), Duration::from_secs(60), |c| *c == 0).unwrap().0;
+    assert_eq!(*g, 1);
+    drop(g);
+    assert_eq!(*TABLE.read().unwrap(), [1]);
+    ONCE.call_once(|| CONFIG.set("x".to_string()).unwrap());
+    assert_eq!(CONFIG.get().map(String::as_str), Some("x"));
+    TOKENS.acquire();
+    assert!(!TOKENS.try_acquire());
+    TOKENS.release();
+    assert_eq!(lock_depth(), 0);
+}

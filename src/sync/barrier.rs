@@ -32,7 +32,8 @@ pub struct Barrier {
     n: u32,
 }
 
-/// What [`Barrier::wait`] returns: whether this thread was the round's leader.
+/// What [`Barrier::wait`] returns: whether this thread was the round's leader (a mirror of
+/// std's type, which has no public constructor).
 pub struct BarrierWaitResult(bool);
 
 impl BarrierWaitResult {

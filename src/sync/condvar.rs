@@ -32,7 +32,8 @@ pub struct Condvar {
     futex: AtomicU32,
 }
 
-/// Whether a timed wait returned because its time ran out.
+/// Whether a timed wait returned because its time ran out (std's type of the same name has no
+/// public constructor, so this mirrors it).
 #[derive(Debug, PartialEq, Eq, Copy, Clone)]
 pub struct WaitTimeoutResult(bool);
 
@@ -102,9 +103,9 @@ impl Condvar {
             if passed(deadline) {
                 return Ok((guard, WaitTimeoutResult(true)));
             }
-            self.wait_until(&guard, deadline);
+            let woken = self.wait_until(&guard, deadline);
             if guard.lock.poison.get() {
-                return Err(PoisonError::new((guard, WaitTimeoutResult(false))));
+                return Err(PoisonError::new((guard, WaitTimeoutResult(!woken))));
             }
         }
     }

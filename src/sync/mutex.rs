@@ -47,6 +47,14 @@ impl<T: ?Sized> UnwindSafe for Mutex<T> {}
 impl<T: ?Sized> RefUnwindSafe for Mutex<T> {}
 
 /// The lock of a [`Mutex`], held until this guard is dropped; dereferences to the data.
+///
+/// Not `Send`: it must be dropped on the thread whose lock depth counts it.
+///
+/// ```compile_fail
+/// fn send<T: Send>(_: T) {}
+/// let m = crthreads::sync::Mutex::new(0);
+/// send(m.lock().unwrap());
+/// ```
 #[must_use = "if unused the Mutex will immediately unlock"]
 #[clippy::has_significant_drop]
 pub struct MutexGuard<'a, T: ?Sized + 'a> {

@@ -39,7 +39,8 @@ pub struct Once {
     state: AtomicU32,
 }
 
-/// What [`Once::call_once_force`] tells its closure.
+/// What [`Once::call_once_force`] tells its closure (a mirror of std's type, which has no
+/// public constructor).
 pub struct OnceState {
     poisoned: bool,
     set_state_to: Cell<u32>,

@@ -37,7 +37,14 @@ unsafe impl<T: ?Sized + Send + Sync> Sync for RwLock<T> {}
 impl<T: ?Sized> UnwindSafe for RwLock<T> {}
 impl<T: ?Sized> RefUnwindSafe for RwLock<T> {}
 
-/// A shared lock of an [`RwLock`], held until this guard is dropped.
+/// A shared lock of an [`RwLock`], held until this guard is dropped (not `Send`, like the
+/// write guard).
+///
+/// ```compile_fail
+/// fn send<T: Send>(_: T) {}
+/// let l = crthreads::sync::RwLock::new(0);
+/// send(l.read().unwrap());
+/// ```
 #[must_use = "if unused the RwLock will immediately unlock"]
 #[clippy::has_significant_drop]
 pub struct RwLockReadGuard<'a, T: ?Sized + 'a> {
@@ -50,6 +57,12 @@ pub struct RwLockReadGuard<'a, T: ?Sized + 'a> {
 unsafe impl<T: ?Sized + Sync> Sync for RwLockReadGuard<'_, T> {}
 
 /// The exclusive lock of an [`RwLock`], held until this guard is dropped.
+///
+/// ```compile_fail
+/// fn send<T: Send>(_: T) {}
+/// let l = crthreads::sync::RwLock::new(0);
+/// send(l.write().unwrap());
+/// ```
 #[must_use = "if unused the RwLock will immediately unlock"]
 #[clippy::has_significant_drop]
 pub struct RwLockWriteGuard<'a, T: ?Sized + 'a> {
