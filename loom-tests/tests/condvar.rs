@@ -66,3 +66,29 @@ fn notify_all_wakes_both_waiters() {
         }
     });
 }
+
+#[test]
+fn notify_one_per_item_wakes_enough_waiters() {
+    // Two consumers each wait for an item; two notify_one calls, one per item, must get both
+    // through (a notification that wakes nobody while a consumer sleeps would hang the model).
+    model(|| {
+        let pair = Arc::new((Mutex::new(0u32), Condvar::new()));
+        let ts: Vec<_> = (0..2)
+            .map(|_| {
+                let p = pair.clone();
+                thread::spawn(move || {
+                    let mut g = p.1.wait_while(p.0.lock().unwrap(), |items| *items == 0).unwrap();
+                    *g -= 1;
+                })
+            })
+            .collect();
+        for _ in 0..2 {
+            *pair.0.lock().unwrap() += 1;
+            pair.1.notify_one();
+        }
+        for t in ts {
+            t.join().unwrap();
+        }
+        assert_eq!(*pair.0.lock().unwrap(), 0);
+    });
+}

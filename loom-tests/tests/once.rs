@@ -48,3 +48,20 @@ fn once_lock_has_one_winner() {
         assert_eq!(lock_depth(), 0);
     });
 }
+
+#[test]
+fn three_callers_one_closure() {
+    model(|| {
+        let s = Arc::new(Shared { once: Once::new(), value: UnsafeCell::new(0) });
+        let ts: Vec<_> = (0..2)
+            .map(|_| {
+                let s = s.clone();
+                thread::spawn(move || init(&s))
+            })
+            .collect();
+        assert_eq!(init(&s), 1);
+        for t in ts {
+            assert_eq!(t.join().unwrap(), 1);
+        }
+    });
+}

@@ -72,3 +72,25 @@ fn readers_share_and_each_read_lock_counts() {
         assert_eq!(lock_depth(), 0);
     });
 }
+
+#[test]
+fn two_readers_and_a_writer_all_finish() {
+    model(|| {
+        let l = Arc::new(RwLock::new(0u32));
+        let rs: Vec<_> = (0..2)
+            .map(|_| {
+                let l = l.clone();
+                thread::spawn(move || {
+                    let v = *l.read().unwrap();
+                    assert!(v <= 1);
+                    assert_eq!(lock_depth(), 0);
+                })
+            })
+            .collect();
+        *l.write().unwrap() += 1;
+        for r in rs {
+            r.join().unwrap();
+        }
+        assert_eq!(*l.read().unwrap(), 1);
+    });
+}

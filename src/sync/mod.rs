@@ -20,8 +20,9 @@
 //!   wait.
 //!
 //! A checkpoint is taken only when every thread is at depth 0, so in a checkpoint image no lock
-//! word is held: a restored lock is free, with at most a stale "someone may be waiting" bit
-//! (which costs one spare wake-up). Permits of a [`Semaphore`], a [`Once`] being run and a
+//! word is held: a restored lock is free. (A thread stopped asynchronously between taking a word
+//! and counting it, if the runtime stops threads there, is the one exception; it is restored at
+//! that instruction, before its critical section began, and goes on to count the lock.) Permits of a [`Semaphore`], a [`Once`] being run and a
 //! [`Barrier`] being filled are not locks and may be captured in any state: every thread is
 //! restored with them, at the safepoint where it stopped.
 //!
