@@ -45,6 +45,7 @@ bench:
 	$(TARGET_DIR)/release/malloc
 	$(TARGET_DIR)/release/large
 	$(TARGET_DIR)/release/sparse
+	$(TARGET_DIR)/release/mutex
 	$(MAKE) lib
 	$(TARGET_DIR)/release/cmalloc
 	$(TARGET_DIR)/release/track
