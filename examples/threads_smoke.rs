@@ -1,38 +1,32 @@
 //! Smoke test of persistent threads (temporary).
+use crthreads::sync::Mutex;
+use std::sync::Arc;
+
 #[global_allocator]
 static A: crthreads::CrAlloc = crthreads::CrAlloc;
 
-fn work(i: u64, n: u64) -> u64 {
-    let mut acc = 0u64;
-    for k in 0..n {
-        // Some arithmetic the compiler cannot fold away.
-        acc = acc.wrapping_mul(6364136223846793005).wrapping_add(k ^ i);
-        if k % 200_000 == 0 {
-            eprintln!("worker {i} at {k}");
-        }
-    }
-    acc
-}
-
 fn main() {
-    let n: u64 = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(3_000_000);
+    let n: u64 = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(3_000);
     let r = crthreads::main(move || {
-        let hs: Vec<_> = (0..4u64).map(|i| crthreads::thread::spawn(move || work(i, n))).collect();
-        let mut done = false;
-        let watcher = crthreads::thread::spawn(move || {
-            for _ in 0..1000 {
-                crthreads::thread::sleep(std::time::Duration::from_millis(20));
-                match crthreads::checkpoint() {
-                    Ok(s) => eprintln!("checkpoint {} parked {} gather {}us", s.seq, s.threads_parked, s.gather_us),
-                    Err(e) => eprintln!("checkpoint failed: {e}"),
-                }
-            }
-        });
-        let s = hs.into_iter().fold(0u64, |a, h| a ^ h.join().unwrap());
-        done |= true;
-        drop(watcher);
-        let _ = done;
-        s
+        let pair = Arc::new(Mutex::new((0u64, 0u64)));
+        let hs: Vec<_> = (0..4u64)
+            .map(|i| {
+                let pair = pair.clone();
+                crthreads::thread::spawn(move || {
+                    for k in 0..n {
+                        let mut g = pair.lock().unwrap();
+                        g.0 += i + k;
+                        let mut x = 0u64;
+                        for j in 0..20_000u64 { x = x.wrapping_mul(31).wrapping_add(j ^ k); }
+                        g.1 += i + k + (x & 0);
+                        assert_eq!(g.0, g.1);
+                    }
+                })
+            })
+            .collect();
+        for h in hs { h.join().unwrap(); }
+        let g = pair.lock().unwrap();
+        g.0
     });
     println!("result {:?}", r.map_err(|e| e.to_string()));
 }

@@ -74,7 +74,6 @@ pub(crate) mod park {
     }
 
     #[cfg(not(loom))]
-    #[allow(unused_imports)] // the primitives of `sync` use these; they land next
     pub(crate) use crate::thread::park::{acquired, depth, released, wait, wake};
 
     #[cfg(loom)]

@@ -120,7 +120,6 @@ pub(crate) fn set_depth(d: u32) {
 
 /// Adds `d` to the calling thread's busy count (inside the runtime or the allocator, where
 /// asynchronous preemption must wait). Signal handlers read it.
-#[allow(dead_code)] // For the thread runtime, whose code that uses it is not written yet.
 #[inline(always)]
 pub(crate) fn busy_add(d: i32) {
     // SAFETY: the u32 at BUSY_OFF of this thread's block is reserved for the busy count. A
@@ -139,7 +138,6 @@ pub(crate) fn set_busy(v: u32) {
 }
 
 /// The calling thread's busy count.
-#[allow(dead_code)] // For the thread runtime, whose code that uses it is not written yet.
 #[inline(always)]
 pub(crate) fn busy() -> u32 {
     // SAFETY: as in `busy_add`.
@@ -147,7 +145,6 @@ pub(crate) fn busy() -> u32 {
 }
 
 /// The per-thread word the thread runtime keeps (a pointer to its per-OS-thread record).
-#[allow(dead_code)] // For the thread runtime, whose code that uses it is not written yet.
 #[inline(always)]
 pub(crate) fn native() -> usize {
     // SAFETY: the u64 at NATIVE_OFF of this thread's block is reserved for the thread runtime.
@@ -155,7 +152,6 @@ pub(crate) fn native() -> usize {
 }
 
 /// Sets the thread runtime's per-thread word.
-#[allow(dead_code)] // For the thread runtime, whose code that uses it is not written yet.
 #[inline(always)]
 pub(crate) fn set_native(v: usize) {
     // SAFETY: as in `native`; only this thread touches it.

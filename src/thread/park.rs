@@ -4,7 +4,6 @@
 //! The depth (crthreads locks the thread holds) lives in the thread's block of thread-local
 //! memory; only the thread itself touches it. A release that brings it to zero is a safepoint,
 //! and so is a wait at depth zero: there the coordinator may park the thread for a checkpoint.
-#![allow(dead_code)] // the primitives of `sync` call these; they land next
 
 use core::sync::atomic::AtomicU32;
 
