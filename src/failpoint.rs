@@ -6,13 +6,18 @@
 //! reaches them: `before-payload` (the slot is marked as being written), `mid-payload` (half of
 //! the pages are written), `before-commit` (payload, tables and summary written, not the
 //! commit record), `after-commit` (the commit record is written), and `mirror` (the first
-//! checkpoint's copy into the second slot has begun).
+//! checkpoint's copy into the second slot has begun). With persistent threads two more:
+//! `gathered` (every thread is parked, nothing written yet) and `before-resume` (the attempt
+//! is over, committed or not, and the parked threads are about to be released).
 
 /// Whether failpoints are compiled in (the `failpoints` feature).
 pub const ENABLED: bool = cfg!(feature = "failpoints");
 
 /// The stages a checkpoint passes.
 pub const STAGES: [&str; 5] = ["before-payload", "mid-payload", "before-commit", "after-commit", "mirror"];
+
+/// The stages only a checkpoint of persistent threads passes (around the stages above).
+pub const THREAD_STAGES: [&str; 2] = ["gathered", "before-resume"];
 
 #[cfg(feature = "failpoints")]
 mod imp {
@@ -27,7 +32,7 @@ mod imp {
                 Some((n, s)) => (n.to_string(), s.parse().ok()),
                 None => (v, None),
             };
-            if !super::STAGES.contains(&name.as_str()) {
+            if !super::STAGES.contains(&name.as_str()) && !super::THREAD_STAGES.contains(&name.as_str()) {
                 crate::sys::write_stderr(&[b"crthreads: unknown CRTHREADS_FAILPOINT stage\n"]);
                 std::process::abort();
             }

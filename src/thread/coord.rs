@@ -295,6 +295,7 @@ fn attempt() {
         })
     } else if gathered {
         C.phase.store(COMMITTING, Ordering::SeqCst);
+        crate::failpoint::hit("gathered", C.committed.load(Ordering::Relaxed) + 1);
         let group = C.group.swap(0, Ordering::SeqCst);
         crate::heap::program(crate::hooks::run_before);
         let stacks = super::parked_stacks();
@@ -334,6 +335,7 @@ fn attempt() {
         }
         o.push((n, Outcome { result: Some(result) }));
     }
+    crate::failpoint::hit("before-resume", C.committed.load(Ordering::Relaxed));
     C.due.store(C.every_release.load(Ordering::Relaxed), Ordering::SeqCst);
     C.done_full.store(n, Ordering::SeqCst);
     C.done.fetch_add(1, Ordering::SeqCst);
