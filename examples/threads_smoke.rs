@@ -17,14 +17,18 @@ fn main() {
                         let mut g = pair.lock().unwrap();
                         g.0 += i + k;
                         let mut x = 0u64;
-                        for j in 0..20_000u64 { x = x.wrapping_mul(31).wrapping_add(j ^ k); }
+                        for j in 0..20_000u64 {
+                            x = x.wrapping_mul(31).wrapping_add(j ^ k);
+                        }
                         g.1 += i + k + (x & 0);
                         assert_eq!(g.0, g.1);
                     }
                 })
             })
             .collect();
-        for h in hs { h.join().unwrap(); }
+        for h in hs {
+            h.join().unwrap();
+        }
         let g = pair.lock().unwrap();
         g.0
     });

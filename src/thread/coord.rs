@@ -32,12 +32,11 @@ use super::native;
 use super::table::Table;
 use crate::sys::{futex, now_ns, realtime_ns};
 
-/// No checkpoint is under way.
-pub(crate) const IDLE: u32 = 0;
-/// An attempt is gathering threads.
-pub(crate) const GATHERING: u32 = 1;
-/// An attempt is committing a checkpoint.
-pub(crate) const COMMITTING: u32 = 2;
+pub(crate) use super::handshake::GATHERING;
+use super::handshake::Handshake;
+
+/// The phase and the gatherer's wake-ups (see `handshake`).
+pub(crate) static HS: Handshake = Handshake::new();
 
 /// How long an attempt may take to gather every thread before it is abandoned.
 const GATHER_LIMIT_NS: u64 = 500_000_000;
@@ -70,14 +69,10 @@ pub(crate) type TakeFn = dyn Fn(&[crate::ckpt::StackRange], &dyn Fn(&mut crate::
     + Sync;
 
 struct Coord {
-    /// `IDLE`, `GATHERING`, `COMMITTING`; threads leaving a safepoint wait on it.
-    phase: AtomicU32,
     /// A checkpoint is wanted: a release to depth 0 parks there.
     due: AtomicBool,
     /// Bumped by every request; the coordinator thread waits on it.
     requests: AtomicU32,
-    /// Bumped whenever a thread becomes safe (or leaves); the gatherer waits on it.
-    safe: AtomicU32,
     /// The attempt under way or last finished (1, 2, ...).
     attempt: AtomicU64,
     /// The last attempt that finished; ticket waiters wait on its low bits.
@@ -100,10 +95,8 @@ struct Coord {
 }
 
 static C: Coord = Coord {
-    phase: AtomicU32::new(IDLE),
     due: AtomicBool::new(false),
     requests: AtomicU32::new(0),
-    safe: AtomicU32::new(0),
     attempt: AtomicU64::new(0),
     done: AtomicU32::new(0),
     done_full: AtomicU64::new(0),
@@ -143,18 +136,12 @@ pub(crate) fn table() -> Table {
 
 /// The current phase (`SeqCst`: see the handshake in `native`).
 pub(crate) fn phase() -> u32 {
-    C.phase.load(Ordering::SeqCst)
-}
-
-/// Waits while the phase is `seen`.
-pub(crate) fn wait_phase(seen: u32) {
-    futex::wait(&C.phase, seen);
+    HS.phase()
 }
 
 /// A thread's state changed: wakes the gatherer.
 pub(crate) fn safe_changed() {
-    C.safe.fetch_add(1, Ordering::SeqCst);
-    futex::wake(&C.safe, 1);
+    HS.changed();
 }
 
 /// Whether a release to depth 0 must stop at a checkpoint now.
@@ -180,7 +167,7 @@ pub(crate) fn wait_for_attempt(t: &mut Ticket, rollback: bool) {
     // next one will. (A rollback asked for while one gathers is served by the next attempt:
     // the one gathering already chose what it does.)
     let cur = C.attempt.load(Ordering::SeqCst);
-    let want = if !rollback && C.phase.load(Ordering::SeqCst) == GATHERING { cur } else { cur + 1 };
+    let want = if !rollback && HS.phase() == GATHERING { cur } else { cur + 1 };
     if want > cur {
         request();
     }
@@ -206,8 +193,8 @@ pub(crate) fn rollbacks() -> u32 {
 
 /// Waits up to `ns` for a thread's state to change.
 pub(crate) fn wait_safe_change(ns: u64) {
-    let seen = C.safe.load(Ordering::SeqCst);
-    futex::wait_until(&C.safe, seen, Some(realtime_ns() + ns));
+    let seen = HS.changes();
+    futex::wait_until(HS.changes_word(), seen, Some(realtime_ns() + ns));
 }
 
 /// The outcome of attempt `t` (if it is still remembered).
@@ -276,12 +263,12 @@ fn attempt() {
     let n = C.attempt.fetch_add(1, Ordering::SeqCst) + 1;
     let rollback = C.rollback_wanted.swap(false, Ordering::SeqCst);
     C.due.store(true, Ordering::SeqCst);
-    C.phase.store(GATHERING, Ordering::SeqCst);
+    HS.begin();
     let t0 = now_ns();
     let gathered = gather(t0);
     let gather_ns = now_ns() - t0;
     let result = if gathered && rollback {
-        C.phase.store(COMMITTING, Ordering::SeqCst);
+        HS.commit();
         C.group.swap(0, Ordering::SeqCst);
         super::rollback_all(|| match ROLL.get() {
             Some(f) => f(),
@@ -294,7 +281,7 @@ fn attempt() {
             crate::ckpt::Stats::default()
         })
     } else if gathered {
-        C.phase.store(COMMITTING, Ordering::SeqCst);
+        HS.commit();
         crate::failpoint::hit("gathered", C.committed.load(Ordering::Relaxed) + 1);
         let group = C.group.swap(0, Ordering::SeqCst);
         crate::heap::program(crate::hooks::run_before);
@@ -339,8 +326,7 @@ fn attempt() {
     C.due.store(C.every_release.load(Ordering::Relaxed), Ordering::SeqCst);
     C.done_full.store(n, Ordering::SeqCst);
     C.done.fetch_add(1, Ordering::SeqCst);
-    C.phase.store(IDLE, Ordering::SeqCst);
-    futex::wake(&C.phase, i32::MAX);
+    HS.finish();
     futex::wake(&C.done, i32::MAX);
 }
 
@@ -349,7 +335,7 @@ fn attempt() {
 fn gather(t0: u64) -> bool {
     let mut last_signal = 0;
     loop {
-        let seen = C.safe.load(Ordering::SeqCst);
+        let seen = HS.changes();
         if native::all_safe() {
             return true;
         }
@@ -364,6 +350,6 @@ fn gather(t0: u64) -> bool {
             last_signal = now;
         }
         let deadline = realtime_ns() + RESIGNAL_NS / 2;
-        futex::wait_until(&C.safe, seen, Some(deadline));
+        futex::wait_until(HS.changes_word(), seen, Some(deadline));
     }
 }

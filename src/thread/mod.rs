@@ -35,6 +35,8 @@
 
 pub(crate) mod arch;
 pub(crate) mod coord;
+#[doc(hidden)] // public for the loom models only
+pub mod handshake;
 pub(crate) mod native;
 pub(crate) mod park;
 pub(crate) mod preempt;

@@ -14,11 +14,8 @@
 //!
 //! While the region side is switched out its stack is frozen and its context saved in its
 //! record: the thread is *safe*, and a checkpoint may copy it. [`leave_safe`] is the only way
-//! back, and it waits while a checkpoint gathers or commits. The handshake with the gatherer is
-//! Dekker's: the thread publishes `RUNNING` and then reads the phase, the gatherer publishes
-//! `GATHERING` and then reads the thread's state (all `SeqCst`), so at least one of them sees
-//! the other, and a thread that saw a checkpoint coming goes back to `SAFE` without having
-//! done anything.
+//! back, and it waits while a checkpoint gathers or commits: the handshake with the gatherer
+//! is in [`super::handshake`] (Dekker's, modelled by the loom tests).
 //!
 //! The region side runs on whichever OS thread resumes it: in a restored process, a new one.
 //! So region-side code reads its per-thread state from thread-local memory after every switch,
@@ -33,12 +30,8 @@ use super::coord;
 use super::table::{MAX_THREADS, Table};
 use crate::sys::{futex, tls};
 
-/// No OS thread serves this slot.
-pub(crate) const NONE: u32 = 0;
-/// The region side is switched out: the thread is at a safepoint.
-pub(crate) const SAFE: u32 = 1;
-/// The region side runs (or is about to).
-pub(crate) const RUNNING: u32 = 2;
+pub(crate) use super::handshake::{NONE, RUNNING, SAFE};
+use coord::HS;
 
 /// What the region side asks of the native side when it switches out.
 #[derive(Clone, Copy, Debug)]
@@ -141,21 +134,9 @@ pub(crate) fn to_native(req: Request) -> Resume {
 }
 
 /// Blocks the native side until no checkpoint is under way, then marks the thread running
-/// (the handshake in the module docs).
+/// (the handshake in `handshake`).
 fn leave_safe(n: &Native) {
-    loop {
-        let phase = coord::phase();
-        if phase != coord::IDLE {
-            coord::wait_phase(phase);
-            continue;
-        }
-        n.state.store(RUNNING, Ordering::SeqCst);
-        if coord::phase() == coord::IDLE {
-            return;
-        }
-        n.state.store(SAFE, Ordering::SeqCst);
-        coord::safe_changed();
-    }
+    HS.leave_safe(&n.state);
 }
 
 /// Runs the persistent thread in slot `i` on the calling OS thread until it exits, resuming it
@@ -175,8 +156,7 @@ pub(crate) fn run(i: usize, first: Resume) {
     unsafe { *n.resume.get() = first };
     // The rollback generation this thread's region side last ran in.
     let mut generation = coord::rollbacks();
-    n.state.store(SAFE, Ordering::SeqCst);
-    coord::safe_changed();
+    HS.enter_safe(&n.state);
     let table = coord::table();
     loop {
         leave_safe(n);
@@ -184,8 +164,7 @@ pub(crate) fn run(i: usize, first: Resume) {
             // Rolled back while parked: the region side to resume is the checkpoint's.
             if table.rec(i).state.load(Ordering::Acquire) != super::table::LIVE {
                 // The thread did not exist at the checkpoint: this OS thread retires.
-                n.state.store(NONE, Ordering::SeqCst);
-                coord::safe_changed();
+                HS.retire(&n.state);
                 tls::set_native(0);
                 return;
             }
@@ -202,8 +181,7 @@ pub(crate) fn run(i: usize, first: Resume) {
         // The region side stopped: its stack is frozen now. No rollback can happen before
         // this thread is published safe, so the generation read here is the region side's.
         generation = coord::rollbacks();
-        n.state.store(SAFE, Ordering::SeqCst);
-        coord::safe_changed();
+        HS.enter_safe(&n.state);
         // SAFETY: written by the region side just before it switched out, on this OS thread.
         let req = unsafe { *n.request.get() };
         let answer = match req {
@@ -239,8 +217,7 @@ pub(crate) fn run(i: usize, first: Resume) {
                     continue;
                 }
                 super::finish(table, i);
-                n.state.store(NONE, Ordering::SeqCst);
-                coord::safe_changed();
+                HS.retire(&n.state);
                 tls::set_native(0);
                 return;
             }
@@ -278,7 +255,7 @@ pub(crate) fn running() -> impl Iterator<Item = usize> {
 
 /// Whether every OS thread serving a persistent thread is at a safepoint.
 pub(crate) fn all_safe() -> bool {
-    NATIVES.iter().all(|n| n.state.load(Ordering::SeqCst) != RUNNING)
+    HS.all_safe(NATIVES.iter().map(|n| &n.state))
 }
 
 /// How many persistent threads have an OS thread now.
