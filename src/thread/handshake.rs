@@ -136,3 +136,9 @@ impl Handshake {
         futex::wake(&self.phase, i32::MAX);
     }
 }
+
+impl Default for Handshake {
+    fn default() -> Handshake {
+        Handshake::new()
+    }
+}
