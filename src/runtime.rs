@@ -704,7 +704,8 @@ fn take_now(rt: &Runtime, stacks: &[ckpt::StackRange], fill: &dyn Fn(&mut Stats)
 /// for a checkpoint), the heap, the thread table and every thread's stack are read back from
 /// the newest valid checkpoint, and every thread of the checkpoint resumes where it was parked
 /// then; threads started since are gone. The call does not return: the caller resumes at its
-/// own safepoint of the checkpoint (a `checkpoint()` call there returns `Ok` with `seq` 0).
+/// own safepoint of the checkpoint (a `checkpoint()` call there returns statistics with
+/// `restored` set).
 /// The `after_restore` hooks run before any thread resumes. Threads crthreads did not create
 /// must not use the persistent heap meanwhile (they are not rolled back, and memory they hold
 /// from it is rolled back under them).
@@ -841,9 +842,10 @@ where
     let take: Box<crate::thread::coord::TakeFn> = Box::new(|stacks, fill| internal(|| take_now(get()?, stacks, fill)));
     let roll: Box<crate::thread::coord::RollFn> = Box::new(|| internal(|| rollback_memory(get()?)));
     internal(|| crate::thread::coord::start(table, rt.config.policy, take, roll))?;
-    if start.is_restored() {
+    if let Start::Restored { seq } = start {
         // The program carries on with the restored threads: a clean exit retires the checkpoint.
         rt.root_taken.store(true, Ordering::Relaxed);
+        crate::thread::coord::set_resumed_from(seq);
     }
     match crate::thread::run_main(table, start.is_restored(), f) {
         Ok(v) => Ok(v),

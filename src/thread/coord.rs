@@ -186,6 +186,20 @@ pub(crate) fn wait_for_attempt(t: &mut Ticket, rollback: bool) {
     }
 }
 
+/// The checkpoint this process's threads were last resumed from (by the start-up restore or a
+/// rollback), 0 if none.
+static RESUMED_FROM: AtomicU64 = AtomicU64::new(0);
+
+/// Records that the threads resume from checkpoint `seq`.
+pub(crate) fn set_resumed_from(seq: u64) {
+    RESUMED_FROM.store(seq, Ordering::SeqCst);
+}
+
+/// The checkpoint the threads were last resumed from.
+pub(crate) fn resumed_from() -> u64 {
+    RESUMED_FROM.load(Ordering::SeqCst)
+}
+
 /// Rollbacks done in this process so far.
 pub(crate) fn rollbacks() -> u32 {
     C.rollbacks.load(Ordering::SeqCst)
@@ -275,6 +289,7 @@ fn attempt() {
             None => Err(crate::error::Error::NotInitialised),
         })
         .map(|seq| {
+            set_resumed_from(seq);
             C.rollbacks.fetch_add(1, Ordering::SeqCst);
             native::wake_waiters(C.rollbacks.load(Ordering::SeqCst));
             crate::heap::program(|| crate::hooks::run_restored(seq));

@@ -126,6 +126,56 @@ pub fn safepoint() {
     }
 }
 
+/// Runs `f`, a call that may block outside crthreads (reading a socket or stdin, waiting for a
+/// child process), with the calling thread counting as parked, so that checkpoints need not wait
+/// for it. At lock depth 0 only; with locks held (or outside a persistent thread) `f` simply
+/// runs.
+///
+/// A checkpoint taken meanwhile holds the thread as it was *before* the call, so after a
+/// restore the thread calls `f` again: use it for calls that may be repeated (re-reading a
+/// request is fine; writing a record twice may not be). While `f` runs:
+/// - it runs on the OS thread's own stack; what it allocates comes from volatile memory (not
+///   part of any checkpoint): return plain values, not collections;
+/// - what it writes into persistent memory (the buffer it reads into) may be saved half-done by
+///   a checkpoint taken meanwhile; the call is repeated after a restore, so only its completed
+///   result counts;
+/// - it must not take crthreads locks or call other crthreads thread functions.
+///
+/// ```no_run
+/// # fn demo(fd: i32, buf: &mut [u8]) -> isize {
+/// // SAFETY: reading into a buffer we own.
+/// crthreads::thread::blocking(|| unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) })
+/// # }
+/// ```
+pub fn blocking<R>(mut f: impl FnMut() -> R) -> R {
+    if park::depth() != 0 || native::slot().is_none() || !coord::active() {
+        return f();
+    }
+    loop {
+        let mut out: Option<Result<R>> = None;
+        let r = {
+            let mut call = || out = Some(std::panic::catch_unwind(std::panic::AssertUnwindSafe(&mut f)));
+            let dynf: &mut dyn FnMut() = &mut call;
+            // SAFETY: only the lifetime is erased; the native side calls the closure before it
+            // answers, and this frame waits for the answer.
+            let f: *mut (dyn FnMut() + 'static) = unsafe { core::mem::transmute(dynf as *mut dyn FnMut()) };
+            crate::sys::tls::busy_add(1);
+            let r = native::to_native(Request::Run { f });
+            crate::sys::tls::busy_add(-1);
+            r
+        };
+        if r == Resume::Restored {
+            // Resumed from a checkpoint taken during the call: call again.
+            continue;
+        }
+        match out {
+            Some(Ok(v)) => return v,
+            Some(Err(p)) => std::panic::resume_unwind(p),
+            None => crate::sys::fatal("crthreads: a blocking call was answered without running"),
+        }
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Safepoints, for `park`.
 
@@ -199,8 +249,8 @@ pub(crate) fn checkpoint_from_thread() -> crate::error::Result<crate::ckpt::Stat
     let ticket = unsafe { *native::NATIVES[i].cover.get() };
     crate::sys::tls::busy_add(-1);
     if r == Resume::Restored {
-        // This process was restored from the very checkpoint the call asked for.
-        return Ok(crate::ckpt::Stats::default());
+        // This process was restored (or rolled back) from the very checkpoint the call asked for.
+        return Ok(crate::ckpt::Stats { seq: coord::resumed_from(), restored: true, ..Default::default() });
     }
     match coord::outcome(ticket).result {
         Some(r) => r,
@@ -553,8 +603,8 @@ pub(crate) fn rollback_from_thread() -> crate::error::Result<u64> {
     let ticket = unsafe { *native::NATIVES[i].cover.get() };
     crate::sys::tls::busy_add(-1);
     if r == Resume::Restored {
-        // Rolled back to a checkpoint taken while this very call was parked.
-        return Ok(0);
+        // Rolled back (or restored) to a checkpoint taken while this very call was parked.
+        return Ok(coord::resumed_from());
     }
     match coord::outcome(ticket).result {
         Some(Err(e)) => Err(e),

@@ -45,6 +45,9 @@ pub(crate) enum Request {
     Park,
     /// Roll every thread back to the last checkpoint (see [`crate::rollback`]).
     Rollback,
+    /// Run this closure on the native side, the thread counting as parked meanwhile (see
+    /// [`super::blocking`]). It lives in the region side's frame, which waits for the answer.
+    Run { f: *mut (dyn FnMut() + 'static) },
     /// The thread's body returned: retire the OS thread.
     Exit,
 }
@@ -210,6 +213,14 @@ pub(crate) fn run(i: usize, first: Resume) {
                 Resume::Attempted
             }
             Request::Park => Resume::Woken,
+            Request::Run { f } => {
+                // Allocations in it are volatile and frees take the heap's locks (which a
+                // commit holds): it cannot change the heap's metadata under a checkpoint.
+                // SAFETY: the closure lives in the parked region side's frame, which only
+                // resumes after this answer; it catches its own panics.
+                crate::heap::internal(|| unsafe { (*f)() });
+                Resume::Woken
+            }
             Request::Exit => {
                 leave_safe(n);
                 if coord::rollbacks() != generation {

@@ -22,8 +22,8 @@
 //! stack), saves and restores `errno`, and after a restore points the frame's saved alternate
 //! stack at the new OS thread's, which `sigreturn` installs.
 //!
-//! [`request_signal`] asks for a checkpoint under every policy (the `crthreads checkpoint`
-//! command sends it); its handler only wakes the coordinator.
+//! [`request_signal`] asks for a checkpoint under every policy (`kill -s RTMIN+9 <pid>`); its
+//! handler only wakes the coordinator.
 #![allow(unsafe_code)] // Signal handlers and ucontext.
 
 use core::ffi::c_void;
