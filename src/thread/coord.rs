@@ -327,6 +327,7 @@ fn attempt() {
             stuck: native::running().count(),
             waited_ms: gather_ns / 1_000_000,
         };
+        crate::sys::warn_limited("checkpoint-abandoned", &e.to_string());
         crate::heap::program(|| crate::hooks::run_after(Err(&e)));
         Err(e)
     };
