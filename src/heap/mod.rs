@@ -8,7 +8,7 @@
 //! ```
 //!
 //! Before the heap is live, inside [`internal`] sections, and for blocks that were allocated
-//! there, memory comes from [`volatile`]; `free` and `realloc` dispatch by address.
+//! there, memory comes from [`mod@volatile`]; `free` and `realloc` dispatch by address.
 //!
 //! Invariants (checked by [`check_invariants`]):
 //! - the heap area below `top` is tiled by runs: free runs (in the bin for their length, never

@@ -1,5 +1,5 @@
 //! The handshake between threads leaving their safepoints and the coordinator gathering them,
-//! written against the concurrency facade ([`crate::loom`]) so that `loom-tests/` models this
+//! written against the concurrency facade (`crate::loom`) so that `loom-tests/` models this
 //! very code.
 //!
 //! Two kinds of word:
