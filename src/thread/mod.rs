@@ -31,6 +31,15 @@
 //! [`JoinHandle::join`], [`sleep`]), or when the coordinator preempts it with a signal while it
 //! runs the program's own code at depth 0 (`preempt`). After a restore, a thread resumes from
 //! that safepoint: a blocking call returns as a spurious wake-up, a release returns normally.
+//! A call that blocks outside crthreads can be made a safepoint with [`blocking`]: it runs on the
+//! native side while the thread counts as parked, and is repeated after a restore.
+//!
+//! # Rollback
+//!
+//! [`crate::rollback`] parks every thread as for a checkpoint, reads the checkpoint back into
+//! the region in place, and lets every native side resume the region side it finds in its
+//! record (a generation number tells them a rollback happened): threads of the checkpoint that
+//! have no OS thread get one, OS threads whose thread did not exist then retire.
 #![allow(unsafe_code)] // Context switches and raw thread records.
 
 pub(crate) mod arch;
