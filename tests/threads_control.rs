@@ -465,6 +465,39 @@ fn a_blocking_call_does_not_delay_checkpoints_and_is_repeated_after_a_restore() 
     assert_eq!(out.trim(), "checkpointed\nread hello", "{err}");
 }
 
+// ---------------------------------------------------------------------------------------------
+// Where preemption may park a thread.
+
+#[inline(never)]
+fn user_compute(n: u64) -> u64 {
+    (0..n).fold(1u64, |a, k| a.wrapping_mul(31).wrapping_add(k))
+}
+
+fn child_preemptible() {
+    let r = crthreads::main(|| {
+        let probe = |what: &str, addr: usize| println!("{what} {}", crthreads::thread::preemptible_address(addr));
+        probe("user", user_compute as *const () as usize);
+        let w: fn(&mut std::io::Stdout, &[u8]) -> std::io::Result<usize> = <std::io::Stdout as std::io::Write>::write;
+        probe("print", w as *const () as usize);
+        probe("alloc", std::alloc::alloc as *const () as usize);
+        let cr: unsafe fn(&crthreads::CrAlloc, std::alloc::Layout) -> *mut u8 =
+            <crthreads::CrAlloc as std::alloc::GlobalAlloc>::alloc;
+        probe("cralloc", cr as *const () as usize);
+        probe("vecpush", Vec::<u64>::push as *const () as usize);
+        probe("checkpoint", crthreads::checkpoint as *const () as usize);
+        std::hint::black_box(user_compute(10));
+    });
+    r.unwrap();
+}
+
+fn preemption_parks_only_in_the_programs_own_code() {
+    let t = TempDir::new("preemptible");
+    let (st, out, err) = run_child("preemptible", &t.join("ck"), Duration::from_secs(60));
+    assert!(st.success(), "{out}\n{err}");
+    let expect = "user true\nprint false\nalloc false\ncralloc false\nvecpush false\ncheckpoint false";
+    assert_eq!(out.trim(), expect, "{err}");
+}
+
 fn main() {
     match role().as_deref() {
         Some("hooks") => return child_hooks(),
@@ -473,11 +506,13 @@ fn main() {
         Some("abandon") => return child_abandon(),
         Some("rollback") => return child_rollback(),
         Some("blocking") => return child_blocking(),
+        Some("preemptible") => return child_preemptible(),
         Some("rollback-heap") => return child_rollback_heap(),
         Some(r) => panic!("unknown role {r}"),
         None => {}
     }
     run_tests(&[
+        ("preemption_parks_only_in_the_programs_own_code", preemption_parks_only_in_the_programs_own_code),
         (
             "a_blocking_call_does_not_delay_checkpoints_and_is_repeated_after_a_restore",
             a_blocking_call_does_not_delay_checkpoints_and_is_repeated_after_a_restore,
