@@ -28,7 +28,7 @@ static const char usage[] =
     "bit-identical for any N.\n"
     "\n"
     "  --threads N    worker threads, 1..1024 (default 4)\n"
-    "  --iters I      iterations, 1..1000000 (default 80)\n"
+    "  --iters I      iterations, 1..1000000 (default 100)\n"
     "  --size P       points, 1..10000000 (default 300000)\n"
     "  --k K          clusters, 1..1024 and at most P (default 16)\n"
     "  --dim D        dimensions, 1..256 (default 32)\n"
@@ -197,7 +197,7 @@ static void *worker(void *arg) {
 }
 
 int main(int argc, char **argv) {
-    uint64_t threads = 4, iters = 80, n = 300000, k = 16, dim = 32, seed = 1;
+    uint64_t threads = 4, iters = 100, n = 300000, k = 16, dim = 32, seed = 1;
     const char *out_path = NULL;
     struct ex_args a = ex_args_init("kmeans", usage, argc, argv);
     while (ex_next(&a)) {

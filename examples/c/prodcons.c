@@ -33,7 +33,7 @@ static const char usage[] =
     "\n"
     "  --threads N    producers plus consumers, 2..2048 (default 64: 32 + 32)\n"
     "  --iters I      blocks of items, 1..1000000 (default 100)\n"
-    "  --size M       items per block, 1..10000000 (default 60000)\n"
+    "  --size M       items per block, 1..10000000 (default 80000)\n"
     "  --capacity Q   queue capacity in items, 1..1000000 (default 64)\n"
     "  --seed S       seed of the item values (default 1)\n"
     "  --out FILE     append `<block> <sum> <xor>` per block, in block order, then the\n"
@@ -164,7 +164,7 @@ static void *consumer(void *arg) {
 }
 
 int main(int argc, char **argv) {
-    uint64_t threads = 64, blocks = 100, block_size = 60000, capacity = 64, seed = 1;
+    uint64_t threads = 64, blocks = 100, block_size = 80000, capacity = 64, seed = 1;
     const char *out_path = NULL;
     struct ex_args a = ex_args_init("prodcons", usage, argc, argv);
     while (ex_next(&a)) {
