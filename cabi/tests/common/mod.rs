@@ -156,7 +156,8 @@ impl Program {
     }
 
     /// Starts the program with `args` and a clean environment plus `env` (which must name
-    /// `CRTHREADS_DIR`, unless the program is [`Link::Plain`]). `label` names the run in messages and its output files.
+    /// `CRTHREADS_DIR`, unless the program is [`Link::Plain`]). `label` names the run in
+    /// messages and its output files.
     pub fn start(&self, label: &str, args: &[&str], env: &[(&str, &str)]) -> Run {
         self.start_with(label, args, env, |_| {})
     }
