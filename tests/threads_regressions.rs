@@ -52,9 +52,10 @@ fn printer(lines: u64) -> u64 {
 }
 
 fn child_printer() {
-    let mode = std::env::var("MODE").unwrap();
-    let lines: u64 = std::env::var("LINES").unwrap().parse().unwrap();
     let r = crthreads::main(move || {
+        // Read inside: what is allocated before crthreads::main is not persistent.
+        let mode = std::env::var("MODE").unwrap();
+        let lines: u64 = std::env::var("LINES").unwrap().parse().unwrap();
         let p = crthreads::thread::spawn(move || printer(lines));
         if mode == "rollback" {
             crthreads::thread::sleep(Duration::from_millis(20));
