@@ -6,6 +6,9 @@
 
 use std::time::Instant;
 
+pub mod locks;
+pub mod stats;
+
 /// Median of `v` (sorted in place).
 pub fn median(v: &mut [f64]) -> f64 {
     v.sort_by(|a, b| a.partial_cmp(b).unwrap());
@@ -58,4 +61,69 @@ pub fn arg<T: std::str::FromStr>(name: &str, default: T) -> T {
         .and_then(|i| args.get(i + 1))
         .map(|v| v.parse().unwrap_or_else(|_| panic!("bad value for {name}: {v}")))
         .unwrap_or(default)
+}
+
+/// The role this process plays, if a benchmark started it as a child (see [`child`]).
+pub fn role() -> Option<String> {
+    std::env::var("CRT_BENCH_ROLE").ok()
+}
+
+/// A command running this benchmark binary again as a child in `role`, with every inherited
+/// `CRTHREADS_*` variable removed (the caller sets the ones the child needs) and the same
+/// arguments.
+pub fn child(role: &str) -> std::process::Command {
+    let mut c = std::process::Command::new(std::env::current_exe().expect("current_exe"));
+    for (k, _) in std::env::vars() {
+        if k.starts_with("CRTHREADS_") {
+            c.env_remove(k);
+        }
+    }
+    c.args(std::env::args().skip(1)).env("CRT_BENCH_ROLE", role).stdin(std::process::Stdio::null());
+    c
+}
+
+/// Runs `c` to completion; panics with its stderr if it fails. Returns its stdout.
+pub fn run_child(c: &mut std::process::Command) -> String {
+    let out = c.output().expect("cannot start the benchmark's child");
+    if !out.status.success() {
+        panic!(
+            "benchmark child failed ({}):\n{}{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    String::from_utf8(out.stdout).expect("utf-8 output")
+}
+
+/// The whitespace-separated fields after `key` on the first line of `out` that starts with it.
+pub fn field<'a>(out: &'a str, key: &str) -> Vec<&'a str> {
+    out.lines()
+        .find(|l| l.split_whitespace().next() == Some(key))
+        .map(|l| l.split_whitespace().skip(1).collect())
+        .unwrap_or_default()
+}
+
+/// A fresh directory under the system temp dir, removed (with everything in it) when dropped.
+pub struct TempDir(pub std::path::PathBuf);
+
+impl TempDir {
+    /// Creates `crt-bench-<tag>-<pid>`, emptied first.
+    pub fn new(tag: &str) -> TempDir {
+        let p = temp_dir(tag);
+        let _ = std::fs::remove_dir_all(&p);
+        std::fs::create_dir_all(&p).expect("create temp dir");
+        TempDir(p)
+    }
+
+    /// A path inside the directory.
+    pub fn join(&self, s: &str) -> std::path::PathBuf {
+        self.0.join(s)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
