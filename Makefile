@@ -46,6 +46,7 @@ bench:
 	$(TARGET_DIR)/release/large
 	$(TARGET_DIR)/release/sparse
 	$(TARGET_DIR)/release/mutex
+	$(TARGET_DIR)/release/lockcost
 	$(MAKE) lib
 	$(TARGET_DIR)/release/cmalloc
 	$(TARGET_DIR)/release/track
