@@ -8,6 +8,7 @@ use std::time::Instant;
 
 pub mod locks;
 pub mod stats;
+pub mod stw;
 
 /// Median of `v` (sorted in place).
 pub fn median(v: &mut [f64]) -> f64 {
@@ -125,5 +126,47 @@ impl TempDir {
 impl Drop for TempDir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Kills a child process with SIGKILL if it is still running after a time limit, so that a
+/// benchmark whose child hangs fails instead of waiting forever. Cancelled when dropped.
+pub struct Watchdog {
+    cancel: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    fired: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Watchdog {
+    /// Watches process `pid` for `limit`.
+    pub fn new(pid: u32, limit: std::time::Duration) -> Watchdog {
+        use std::sync::atomic::Ordering;
+        let cancel = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let fired = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (c, f) = (cancel.clone(), fired.clone());
+        std::thread::spawn(move || {
+            let t = Instant::now();
+            while !c.load(Ordering::SeqCst) {
+                if t.elapsed() > limit {
+                    f.store(true, Ordering::SeqCst);
+                    // SAFETY: a signal to our own child, which has not been reaped (the caller
+                    // holds it until the watchdog is dropped).
+                    unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+                    return;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+        });
+        Watchdog { cancel, fired }
+    }
+
+    /// Whether the child was killed for running too long.
+    pub fn fired(&self) -> bool {
+        self.fired.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+impl Drop for Watchdog {
+    fn drop(&mut self) {
+        self.cancel.store(true, std::sync::atomic::Ordering::SeqCst);
     }
 }
