@@ -52,6 +52,7 @@ bench:
 	$(TARGET_DIR)/release/track
 	$(TARGET_DIR)/release/ckpt
 	$(TARGET_DIR)/release/latency
+	$(TARGET_DIR)/release/restore
 
 # Coverage-guided fuzzing (needs `cargo install cargo-fuzz`; RUSTC_BOOTSTRAP=1 lets stable rustc
 # take the sanitizer flags). New inputs go to fuzz/target/corpus; the committed fuzz/corpus seeds
