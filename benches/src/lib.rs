@@ -1,8 +1,14 @@
-//! Shared helpers for the benchmark binaries: timing, medians and a result table.
+//! Shared helpers for the benchmark binaries: timing, medians, arguments, child processes (a
+//! benchmark that needs a crthreads runtime per configuration runs itself again as a child, with
+//! `CRT_BENCH_ROLE` naming its part), temporary directories and a watchdog; and the modules
+//! `locks` (the lock comparison), `stats` (the runtime's statistics file) and `stw` (a
+//! plain-pthreads stop-the-world).
 //!
 //! Every benchmark measures its baseline in the same run (glibc's malloc, a plain `pwrite`,
 //! ...) and reports medians of repeated rounds and their ratio, because the machines these run
-//! on are noisy.
+//! on are noisy. A benchmark whose child fails or hangs panics (the watchdog kills a hung child)
+//! rather than report a figure; with `panic = "abort"` its temporary directory is then left
+//! behind under the system temp dir (`crt-bench-*`).
 
 use std::time::Instant;
 

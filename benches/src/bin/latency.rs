@@ -77,7 +77,6 @@ fn spin(stop: &AtomicBool) -> u64 {
 
 /// The hook reports checkpoints only once the external phase began.
 static EXTERNAL: AtomicBool = AtomicBool::new(false);
-/// When the last checkpoint attempt ended (monotonic ns), set by the hook.
 /// When each checkpoint ended (monotonic ns), by sequence number modulo the length; set by
 /// the hook.
 static ENDS: [AtomicU64; 1024] = [const { AtomicU64::new(0) }; 1024];
@@ -181,11 +180,12 @@ fn child_main(mix: [usize; 4], requests: usize, gap: Duration) {
                 Err(_) => failed += 1,
             }
         }
-        // External phase: the parent sends the requests; wait until it sent them all.
+        // External phase: the parent sends the requests, then closes our stdin (looked at with
+        // a poll that does not wait, between sleeps, so that this thread never blocks outside
+        // crthreads).
         EXTERNAL.store(true, Ordering::SeqCst);
         println!("ready {}", std::process::id());
         std::io::stdout().flush().unwrap();
-        // Until the parent closes our stdin (a poll that does not wait).
         while !stdin_closed() {
             crthreads::thread::sleep(Duration::from_millis(2));
         }
