@@ -66,18 +66,21 @@ demo:
 	$(CARGO) build --release --example kmeans --example demo
 	$(TARGET_DIR)/release/examples/demo $(TARGET_DIR)/release/examples/kmeans --points 200000 --k 16 --iters 40 --seed 7
 
-# Medians against baselines measured in the same run (glibc malloc, raw page protection,
-# pwrite bandwidth).
+# Medians against baselines measured in the same run (glibc malloc, std and glibc mutexes, raw
+# page protection, pwrite bandwidth, a plain-pthreads stop-the-world, pread of the image).
 bench:
 	$(CARGO) build --release -p crthreads-benches
 	$(TARGET_DIR)/release/malloc
 	$(TARGET_DIR)/release/large
 	$(TARGET_DIR)/release/sparse
 	$(TARGET_DIR)/release/mutex
+	$(TARGET_DIR)/release/lockcost
 	$(MAKE) lib
 	$(TARGET_DIR)/release/cmalloc
 	$(TARGET_DIR)/release/track
 	$(TARGET_DIR)/release/ckpt
+	$(TARGET_DIR)/release/latency
+	$(TARGET_DIR)/release/restore
 
 # Coverage-guided fuzzing (needs `cargo install cargo-fuzz`; RUSTC_BOOTSTRAP=1 lets stable rustc
 # take the sanitizer flags). New inputs go to fuzz/target/corpus; the committed fuzz/corpus seeds
