@@ -25,6 +25,12 @@
 //! | `sem`           | unnamed semaphores                                                    |
 //! | `sleep`         | sleep, usleep, nanosleep, clock_nanosleep, EINTR                      |
 //! | `static_init`   | the static initialisers                                               |
+//! | `app_pool`      | an application: a thread pool with a work queue                       |
+//! | `app_mergesort` | an application: a parallel merge sort                                 |
+//! | `app_pipeline`  | an application: a pipeline of bounded queues with condition variables |
+//!
+//! The `app_*` programs are ordinary programs with no test scaffolding, whose output does not
+//! depend on scheduling: the same output under crthreads as under glibc is their whole check.
 //!
 //! [`MODES`] lists the implementations every program runs against. Only `glibc` (the program
 //! built and run plainly, [`Link::Plain`]) is on today; the three crthreads modes (see
@@ -164,6 +170,7 @@ macro_rules! programs {
 
 programs! {
     thread attr mutex cond rwlock barrier spin once key cancel signal sem sleep static_init
+    app_pool app_mergesort app_pipeline
 }
 
 /// Every C program in the directory has a test and a golden file, and every golden file a
