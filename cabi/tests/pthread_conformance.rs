@@ -100,7 +100,7 @@ fn conform(program: &str, source: &'static str) {
         let p = Program::build(source, mode.link, RUN_LIMIT);
         let ckpt = p.path("ckpt");
         let done = p.start(mode.name, &[], &[("CRTHREADS_DIR", s(&ckpt)), ("CRTHREADS_REEXEC", "0")]).finish();
-        done.check(done.status.success(), || format!("{program} [{}] did not exit 0", mode.name));
+        done.check(done.status.success(), || "did not exit 0".into());
         if !done.stderr.is_empty() {
             eprintln!("{program} [{}] wrote on stderr:\n{}", mode.name, done.stderr);
         }
@@ -114,8 +114,7 @@ fn conform(program: &str, source: &'static str) {
         });
         if done.stdout != want {
             done.fail(&format!(
-                "{program} [{}] differs from {} (- expected, + got):\n{}",
-                mode.name,
+                "stdout differs from {} (- expected, + got):\n{}",
                 golden.display(),
                 diff(&want, &done.stdout)
             ));
@@ -140,12 +139,12 @@ fn diff(want: &str, got: &str) -> String {
         if i < a.len() && j < b.len() && a[i] == b[j] {
             i += 1;
             j += 1;
-        } else if j < b.len() && (i == a.len() || lcs[i][j + 1] >= lcs[i + 1][j]) {
-            out.push_str(&format!("+ {:>4}: {}\n", j + 1, b[j]));
-            j += 1;
-        } else {
+        } else if i < a.len() && (j == b.len() || lcs[i + 1][j] >= lcs[i][j + 1]) {
             out.push_str(&format!("- {:>4}: {}\n", i + 1, a[i]));
             i += 1;
+        } else {
+            out.push_str(&format!("+ {:>4}: {}\n", j + 1, b[j]));
+            j += 1;
         }
     }
     if out.is_empty() {
