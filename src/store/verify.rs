@@ -55,6 +55,17 @@ pub enum SlotState {
     Valid,
 }
 
+/// A slot file's size and age.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FileInfo {
+    /// Length in bytes (slot files are sparse: most of it may be holes).
+    pub len: u64,
+    /// Bytes allocated on disk.
+    pub disk_bytes: u64,
+    /// Last modification, ns since the epoch.
+    pub mtime_ns: i64,
+}
+
 /// What verification found in one slot file.
 #[derive(Clone, Debug)]
 pub struct SlotReport {
@@ -62,9 +73,8 @@ pub struct SlotReport {
     pub slot: usize,
     /// The slot file.
     pub path: PathBuf,
-    /// The file's length, bytes allocated on disk and modification time (ns since the epoch),
-    /// if it exists.
-    pub file: Option<(u64, u64, i64)>,
+    /// The file, if it exists.
+    pub file: Option<FileInfo>,
     /// The header, if it decoded.
     pub header: Option<Header>,
     /// The verdict.
@@ -79,6 +89,9 @@ pub struct SlotReport {
     pub pages_checked: bool,
     /// The pages [`Options::extract`] asked for, if the slot validated.
     pub extract: Option<Vec<u8>>,
+    /// It belongs to another checkpoint series than the slot a restore would use (a file of
+    /// another run): a restore ignores it and the next checkpoint rewrites it.
+    pub other_series: bool,
 }
 
 /// What verification found in a checkpoint directory.
@@ -117,10 +130,11 @@ pub fn verify(path: &Path, opts: &Options<'_>) -> Result<Report> {
     let mut slots = [0, 1].map(|s| SlotReport {
         slot: s,
         path: dir.slot_path(s),
-        file: sv.files[s]
-            .as_ref()
-            .and_then(|fd| fs::fstat(fd.as_fd()).ok())
-            .map(|st| (st.size, st.disk_bytes, st.mtime_ns)),
+        file: sv.files[s].as_ref().and_then(|fd| fs::fstat(fd.as_fd()).ok()).map(|st| FileInfo {
+            len: st.size,
+            disk_bytes: st.disk_bytes,
+            mtime_ns: st.mtime_ns,
+        }),
         header: sv.headers[s],
         state: match (&sv.headers[s], sv.interrupted[s], &sv.rejected[s]) {
             (Some(_), _, _) => SlotState::Valid,
@@ -133,6 +147,7 @@ pub fn verify(path: &Path, opts: &Options<'_>) -> Result<Report> {
         holes: None,
         pages_checked: false,
         extract: None,
+        other_series: false,
     });
     let order = sv.newest_first();
     let mut failures = Vec::new();
@@ -164,7 +179,10 @@ pub fn verify(path: &Path, opts: &Options<'_>) -> Result<Report> {
     match chosen {
         Some(s) => {
             let h = sv.headers[s].expect("chosen slots have headers");
-            warnings.extend(sv.other_series(&dir, 1 - s, &h));
+            if let Some(w) = sv.other_series(&dir, 1 - s, &h) {
+                slots[1 - s].other_series = true;
+                warnings.push(w);
+            }
             warnings.extend(sv.missing_other(&dir, s, h.seq));
         }
         None if order.is_empty() => match sv.without_checkpoint(&dir) {
