@@ -35,6 +35,27 @@ pub fn time(ns: u64) -> String {
     }
 }
 
+/// How long ago a time in ns since the epoch was, in the largest unit that fits (`42 s`, `5 min`,
+/// `3 h`, `2 days`), or `in the future` (a clock set back since).
+pub fn age(ns: u64, now_ns: u64) -> String {
+    let Some(secs) = now_ns.checked_sub(ns).map(|d| d / 1_000_000_000) else {
+        return "in the future".into();
+    };
+    match secs {
+        0..60 => format!("{secs} s"),
+        60..3600 => format!("{} min", secs / 60),
+        3600..172_800 => format!("{} h", secs / 3600),
+        _ => format!("{} days", secs / 86_400),
+    }
+}
+
+/// The time now, in ns since the epoch.
+pub fn now_ns() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+}
+
 /// Lower-case hex.
 pub fn hex(b: &[u8]) -> String {
     b.iter().fold(String::with_capacity(b.len() * 2), |mut s, x| {
@@ -270,5 +291,11 @@ mod tests {
         assert_eq!(human(4 << 20), "4.0 MiB");
         assert_eq!(time(951_782_400_123_456_789), "2000-02-29 00:00:00 UTC");
         assert_eq!(hex(&[0, 0xab]), "00ab");
+        let s = 1_000_000_000;
+        assert_eq!(age(100 * s, 142 * s), "42 s");
+        assert_eq!(age(0, 3599 * s), "59 min");
+        assert_eq!(age(0, 7300 * s), "2 h");
+        assert_eq!(age(0, 3 * 86_400 * s), "3 days");
+        assert_eq!(age(2 * s, s), "in the future");
     }
 }

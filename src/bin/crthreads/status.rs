@@ -15,7 +15,7 @@ use crthreads::store::verify::{Report, SlotReport, SlotState};
 use crthreads::thread::ImageThreads;
 
 use super::args::{Opt, Parsed, Spec};
-use super::out::{Json, PROGRESS_OPTS, Show, hex, human, time};
+use super::out::{Json, PROGRESS_OPTS, Show, age, hex, human, now_ns, time};
 use super::procfs::Proc;
 use super::{Outcome, exit, verify};
 
@@ -23,11 +23,13 @@ pub const SPEC: Spec = Spec {
     name: "status",
     args: "DIR",
     program: false,
-    summary: "show the checkpoints in DIR: sequence, time, size, threads, binary",
+    summary: "show the checkpoints in DIR: sequence, series, age, size, threads, binary, holder",
     about: "Shows, for each slot of the checkpoint directory DIR: whether it holds a valid checkpoint (or why \
-            not), its sequence number, when it was committed, its size on disk and the live memory it holds, \
+            not), its sequence number, its checkpoint series (the chain of checkpoints of one run; both slots \
+            share it), when it was committed and how long ago, its size on disk and the live memory it holds, \
             its persistent threads, and the binary that wrote it; then which checkpoint a restore would use and \
-            which process holds the directory. Every slot is checked as `crthreads verify` does.\n\n\
+            which process holds the directory (the pid of the running program). Every slot is checked as \
+            `crthreads verify` does.\n\n\
             With --json, prints one JSON object: `seq` is the newest valid checkpoint's sequence number (null \
             if none), `slot` the slot a restore would use, `holder` the pid holding the directory, `slots` an \
             array with the details of both slots.",
@@ -70,6 +72,11 @@ fn identity(s: &SlotReport) -> Option<Result<Identity, String>> {
     s.meta.as_deref().map(Identity::decode)
 }
 
+/// The first 8 hex digits of a series: enough to tell two apart at a glance (`--json` has all 32).
+fn series_short(series: u128) -> String {
+    format!("{:08x}", series >> 96)
+}
+
 fn holder_text(holder: Option<u32>) -> String {
     match holder {
         None => "no process (the program is not running)".into(),
@@ -94,7 +101,11 @@ fn table(r: &Report, holder: Option<u32>, quick: bool) -> String {
         (_, _, None, Some(n)) => format!("restore would start fresh: {n}\n"),
         _ => "restore would start fresh: no checkpoint\n".into(),
     });
-    let mut rows = vec![["SLOT", "STATE", "SEQ", "COMMITTED", "DISK", "LIVE", "THREADS", "BINARY"].map(String::from)];
+    let now = now_ns();
+    let mut rows = vec![
+        ["SLOT", "STATE", "SEQ", "SERIES", "COMMITTED (UTC)", "AGE", "DISK", "LIVE", "THREADS", "BINARY"]
+            .map(String::from),
+    ];
     for s in &r.slots {
         let h = s.header.as_ref();
         let binary = match identity(s) {
@@ -112,19 +123,22 @@ fn table(r: &Report, holder: Option<u32>, quick: bool) -> String {
             format!("slot-{}", s.slot),
             state_word(s).into(),
             h.map_or("-".into(), |h| h.seq.to_string()),
-            h.map_or("-".into(), |h| time(h.time_ns)),
+            h.map_or("-".into(), |h| series_short(h.series)),
+            h.map_or("-".into(), |h| time(h.time_ns).trim_end_matches(" UTC").to_string()),
+            h.map_or("-".into(), |h| age(h.time_ns, now)),
             s.file.map_or("-".into(), |f| human(f.disk_bytes)),
             h.map_or("-".into(), |_| human(s.live_pages * PAGE as u64)),
             threads(s).map_or("-".into(), |t| t.live.to_string()),
             binary,
         ]);
     }
-    let widths: Vec<usize> = (0..8).map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0)).collect();
+    let last = rows[0].len() - 1;
+    let widths: Vec<usize> = (0..last).map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0)).collect();
     out.push('\n');
     for row in &rows {
         let mut line = String::new();
         for (c, cell) in row.iter().enumerate() {
-            if c == 7 {
+            if c == last {
                 line.push_str(cell);
             } else if c == 2 {
                 line.push_str(&format!("{cell:>w$}  ", w = widths[c]));
@@ -212,6 +226,7 @@ fn slot_json(s: &SlotReport) -> Json {
         ("other_series", Json::Bool(s.other_series)),
         ("time_ns", Json::opt_num(h.map(|h| h.time_ns))),
         ("time", Json::opt_str(h.map(|h| time(h.time_ns)))),
+        ("age_secs", Json::opt_num(h.map(|h| now_ns().saturating_sub(h.time_ns) / 1_000_000_000))),
         ("file_bytes", Json::opt_num(s.file.map(|f| f.len))),
         ("disk_bytes", Json::opt_num(s.file.map(|f| f.disk_bytes))),
         ("modified_ns", s.file.map_or(Json::Null, |f| Json::Int(f.mtime_ns))),
