@@ -86,7 +86,7 @@ pub fn checkpoint_times_out_when_no_attempt_can_commit() {
 
 pub fn checkpoint_names_missing_processes_and_idle_directories() {
     let o = cli(&["checkpoint", "2147483646"]);
-    o.expect(66);
+    o.expect(2);
     assert_eq!(o.stderr.trim(), "crthreads checkpoint: no running process has pid 2147483646");
     let (t, dir) = created("cli-idle");
     let o = cli(&["checkpoint", s(&dir)]);
@@ -95,7 +95,12 @@ pub fn checkpoint_names_missing_processes_and_idle_directories() {
         o.stderr.trim(),
         format!("crthreads checkpoint: no running program holds {}: start the program, then ask again", dir.display())
     );
-    cli(&["checkpoint", s(&t.join("nowhere"))]).expect(66);
+    let o = cli(&["checkpoint", s(&t.join("nowhere"))]);
+    o.expect(2);
+    assert_eq!(
+        o.stderr.trim(),
+        format!("crthreads checkpoint: {} does not exist (no checkpoint directory there)", t.join("nowhere").display())
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -120,12 +125,23 @@ pub fn clean_removes_a_checkpoint_directory() {
 pub fn clean_refuses_a_held_directory_unless_forced() {
     let t = TempDir::new("cli-clean-held");
     let dir = t.join("ck");
-    let mut r = Running::role("nothreads", &dir, &[]);
+    let r = Running::role("nothreads", &dir, &[]);
+    let holder = |d: &Path| cli(&["status", "--json", s(d)]).expect(0).json().get("holder").u64();
+    assert_eq!(holder(&dir), Some(u64::from(r.pid())), "status names the pid that holds the lock");
     let o = cli(&["clean", s(&dir)]);
     o.expect(75);
     let want = format!("crthreads clean: refusing to clean {}: process {} (", dir.display(), r.pid());
     assert!(o.stderr.starts_with(&want) && o.stderr.contains("--force"), "{o:?}");
     assert!(slot(&dir, 0).exists() && slot(&dir, 1).exists(), "nothing was removed");
+    // Killed with SIGKILL, the program holds nothing: its checkpoint can be cleaned.
+    r.stop();
+    assert_eq!(holder(&dir), None, "the lock died with its holder");
+    let o = cli(&["clean", s(&dir)]);
+    o.expect(0);
+    assert!(!dir.exists(), "{o:?}");
+
+    // --force removes the files from under a running program, which runs on.
+    let mut r = Running::role("nothreads", &dir, &[]);
     let o = cli(&["clean", "--force", s(&dir)]);
     o.expect(0);
     assert!(o.stderr.contains(&format!("is held by process {}", r.pid())), "{o:?}");
@@ -137,12 +153,14 @@ pub fn clean_refuses_what_is_not_a_checkpoint_directory() {
     let t = TempDir::new("cli-clean-foreign");
     fs::write(t.join("notes.txt"), "mine").unwrap();
     let o = cli(&["clean", s(t.path())]);
-    o.expect(65);
+    o.expect(2);
     assert!(o.stderr.contains("does not look like a crthreads checkpoint directory"), "{o:?}");
     fs::write(t.join("slot-0"), "not a checkpoint").unwrap();
     let o = cli(&["clean", s(t.path())]);
-    o.expect(65);
+    o.expect(2);
     assert!(o.stderr.contains(&format!("{} was not written by crthreads", t.join("slot-0").display())), "{o:?}");
     assert!(t.join("notes.txt").exists() && t.join("slot-0").exists());
-    cli(&["clean", s(&t.join("nowhere"))]).expect(66);
+    let o = cli(&["clean", s(&t.join("nowhere"))]);
+    o.expect(2);
+    assert!(o.stderr.contains("does not exist (nothing to clean)"), "{o:?}");
 }

@@ -3,18 +3,21 @@
 //!
 //! - `status` and `verify` on a directory a `create` child wrote (three checkpoints: slot-0
 //!   holds checkpoint 3, slot-1 checkpoint 2), intact and then damaged (bits flipped in a page or
-//!   a header, a truncated slot, a deleted slot, both slots damaged), each with its exact exit
-//!   status and message;
+//!   a header, a truncated slot, a deleted slot, both slots damaged, another run's slot copied
+//!   in), each with its exact exit status (0 intact, 1 a problem named on stderr, 3 nothing
+//!   usable) and message, and without changing a file;
 //! - `checkpoint` against a running `crthreads::main` program of 64 persistent threads, half in
 //!   compute loops and half locking and unlocking, by pid and by directory: each returns a
 //!   sequence number that a slot header then holds as committed; and its refusals (a crthreads
-//!   program without persistent threads, a process that is not crthreads', a program whose
-//!   checkpoints cannot gather every thread), after which the process still runs;
-//! - `clean`, and its refusals (a directory a running program holds, one that is not a
-//!   checkpoint directory);
+//!   program without persistent threads, a C program, a process that is not crthreads', a
+//!   program whose checkpoints cannot gather every thread), after which the process still runs;
+//! - `clean`, and its refusals (a directory a running program holds, until it is killed; one
+//!   that is not a checkpoint directory);
 //! - `run` executing a C program (`seed_counter.c` of the C suite) with the library preloaded,
-//!   killed with SIGKILL and resumed; finding the library next to itself or in `../lib`; setting
-//!   only the environment for a program with crthreads linked in; its refusals.
+//!   killed with SIGKILL and resumed; finding the library next to itself, in `../lib` or through
+//!   `CRTHREADS_LIB`; setting only the environment for a program with crthreads linked in; its
+//!   refusals;
+//! - bad input of every command: exit status 2 and a message naming the mistake.
 //!
 //! Children are this test binary (`common::child`); the C program is built against the library
 //! `make lib` builds (`lib_dir`). This file holds the children and the helpers; `inspect` tests
@@ -342,7 +345,8 @@ fn main() {
         ),
         ("a_damaged_older_slot_keeps_the_newest_usable", inspect::a_damaged_older_slot_keeps_the_newest_usable),
         ("a_deleted_slot_means_the_newest_cannot_be_told", inspect::a_deleted_slot_means_the_newest_cannot_be_told),
-        ("no_usable_checkpoint_is_exit_status_2", inspect::no_usable_checkpoint_is_exit_status_2),
+        ("a_slot_of_another_series_is_named", inspect::a_slot_of_another_series_is_named),
+        ("no_usable_checkpoint_is_exit_status_3", inspect::no_usable_checkpoint_is_exit_status_3),
         ("verify_shows_progress_when_asked", inspect::verify_shows_progress_when_asked),
         (
             "checkpoint_of_a_busy_64_thread_program_returns_a_committed_seq",

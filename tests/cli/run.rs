@@ -44,7 +44,7 @@ pub fn run_executes_a_c_program_with_the_library_preloaded() {
         clean_env(&mut c2).args(["run", "--dir", s(&dir), "--keep", "--lib", s(&lib), "--", s(&prog)]).args(args);
         c2
     };
-    let mut c = run(&mut Command::new(CLI), &["400", "1", "2000"]);
+    let mut c = run(&mut Command::new(CLI), &["400", "1", "5000"]);
     let mut ch = c.stdout(Stdio::piped()).spawn().unwrap();
     let mut out = BufReader::new(ch.stdout.take().unwrap());
     let mut line = String::new();
@@ -58,6 +58,12 @@ pub fn run_executes_a_c_program_with_the_library_preloaded() {
     let environ = fs::read(proc.join("environ")).unwrap();
     let want = format!("LD_PRELOAD={}", lib.display());
     assert!(environ.split(|&b| b == 0).any(|kv| kv == want.as_bytes()), "{want} is not in its environment");
+    // A C program has no persistent threads to take checkpoint requests: the request signal,
+    // whose default action would kill it, is not sent.
+    let o = cli(&["checkpoint", &ch.id().to_string()]);
+    o.expect(69);
+    assert!(o.stderr.contains("does not handle checkpoint requests") && o.stderr.contains("Nothing was sent"), "{o:?}");
+    assert!(ch.try_wait().unwrap().is_none(), "the program still runs");
     ch.kill().unwrap();
     assert!(crate::common::killed(&ch.wait().unwrap()));
 
@@ -122,6 +128,13 @@ pub fn run_finds_the_library_next_to_itself_or_in_lib() {
                          or CRTHREADS_LIB"
                     )
                 );
+                // CRTHREADS_LIB names it from anywhere.
+                let o = output(
+                    clean_env(&mut Command::new(&bin))
+                        .args(["run", "--dir", s(&dir), "--", s(&prog), "3", "1", "0"])
+                        .env("CRTHREADS_LIB", &lib),
+                );
+                assert_eq!(o.expect(0).lines().last(), Some(&"done"), "CRTHREADS_LIB: {o:?}");
             }
         }
     }
@@ -155,19 +168,19 @@ pub fn run_reports_mistakes_before_starting_anything() {
         output(clean_env(&mut Command::new(CLI)).arg("run").args(args).envs(env.iter().copied()))
     };
     let o = run(&["--polcy", "manual", "--", "true"], &[]);
-    o.expect(64);
+    o.expect(2);
     assert!(
         o.stderr.starts_with("crthreads run: unknown option --polcy; the options of run are --dir, --policy,"),
         "{o:?}"
     );
     let o = run(&["--policy", "sometimes", "true"], &[]);
-    o.expect(64);
+    o.expect(2);
     assert!(
         o.stderr.starts_with("crthreads run: --policy \"sometimes\" is not valid: expected `every-release`"),
         "{o:?}"
     );
     let o = run(&["--lib", s(&lib), "true"], &[("CRTHREADS_TRACKER", "bogus")]);
-    o.expect(78);
+    o.expect(2);
     assert!(
         o.stderr.starts_with("crthreads run: CRTHREADS_TRACKER=\"bogus\" in the environment is not valid"),
         "{o:?}"
@@ -177,12 +190,25 @@ pub fn run_reports_mistakes_before_starting_anything() {
     assert!(o.stderr.contains("program `no-such-program-xyz` was not found in PATH"), "{o:?}");
     run(&["--lib", s(&lib), "/"], &[]).expect(126);
     let o = run(&["--lib", "/nonexistent/libcrthreads.so", "true"], &[]);
-    o.expect(69);
+    o.expect(2);
     assert_eq!(
         o.stderr.trim(),
-        "crthreads run: --lib /nonexistent/libcrthreads.so: No such file or directory (os error 2)"
+        "crthreads run: --lib /nonexistent/libcrthreads.so: No such file or directory (os error 2): give the path \
+         of libcrthreads.so (`make lib` builds it in target/release)"
     );
+    let o = run(&["true"], &[("CRTHREADS_LIB", "/nonexistent/libcrthreads.so")]);
+    o.expect(2);
+    assert!(
+        o.stderr.starts_with(
+            "crthreads run: CRTHREADS_LIB=/nonexistent/libcrthreads.so: No such file or directory (os error 2): \
+             point it at libcrthreads.so"
+        ),
+        "{o:?}"
+    );
+    let o = run(&["--lib", "/", "true"], &[]);
+    o.expect(2);
+    assert!(o.stderr.starts_with("crthreads run: --lib / is not a file: "), "{o:?}");
     let o = run(&[], &[]);
-    o.expect(64);
+    o.expect(2);
     assert!(o.stderr.contains("missing PROGRAM"), "{o:?}");
 }

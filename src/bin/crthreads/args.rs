@@ -37,7 +37,7 @@ pub struct Spec {
     /// Its options (`--help` is implied).
     pub opts: &'static [Opt],
     /// Its own exit statuses, for its `--help`, one per line (`code   meaning`); the inspecting
-    /// commands (all but `run`) add the common ones.
+    /// commands (all but `run`, which lists its own) add the common ones.
     pub exits: &'static [&'static str],
 }
 
@@ -59,7 +59,7 @@ impl Spec {
             s.push_str(&format!("  --{left:<width$}  {}\n", o.help));
         }
         s.push_str("\nexit status:\n");
-        let common: &[&str] = if self.program { &super::COMMON_EXITS[..1] } else { super::COMMON_EXITS };
+        let common: &[&str] = if self.program { &[] } else { super::COMMON_EXITS };
         let mut lines: Vec<&str> = self.exits.iter().chain(common).copied().collect();
         // In numeric order; the program's own status (no number) last.
         lines.sort_by_key(|l| l.split_whitespace().next().and_then(|n| n.parse::<u32>().ok()).unwrap_or(u32::MAX));
@@ -133,7 +133,7 @@ impl Parsed {
 
 /// Parses `argv` (after the command's name) by `spec`.
 pub fn parse(spec: &Spec, argv: Vec<OsString>) -> Result<Parsed, Failure> {
-    let usage = |msg: String| Failure::new(exit::USAGE, format!("{msg} (see crthreads {} --help)", spec.name));
+    let usage = |msg: String| Failure::new(exit::BAD_INPUT, format!("{msg} (see crthreads {} --help)", spec.name));
     let mut p = Parsed::default();
     let mut it = argv.into_iter();
     let mut only_args = false;
@@ -206,7 +206,7 @@ pub fn seconds(name: &str, v: &OsStr) -> Result<std::time::Duration, Failure> {
         .map(std::time::Duration::from_secs_f64)
         .ok_or_else(|| {
             Failure::new(
-                exit::USAGE,
+                exit::BAD_INPUT,
                 format!("option --{name} needs a positive number of seconds, not `{}`", v.to_string_lossy()),
             )
         })
@@ -242,7 +242,7 @@ mod tests {
     #[test]
     fn mistakes_are_named() {
         let e = parse(&SPEC, argv(&["--jsn", "d"])).unwrap_err();
-        assert!(e.code == exit::USAGE && e.msg.contains("--jsn") && e.msg.contains("--json, --timeout"), "{e:?}");
+        assert!(e.code == exit::BAD_INPUT && e.msg.contains("--jsn") && e.msg.contains("--json, --timeout"), "{e:?}");
         let e = parse(&SPEC, argv(&["d", "--timeout"])).unwrap_err();
         assert!(e.msg.contains("--timeout needs a value (SECS)"), "{e:?}");
         assert!(parse(&SPEC, argv(&["--json=1", "d"])).unwrap_err().msg.contains("takes no value"));

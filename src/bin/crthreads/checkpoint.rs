@@ -78,7 +78,7 @@ pub fn main(p: Parsed) -> Outcome {
         ));
     }
     let Some(dir) = Dir::open_existing(&dir_path)? else {
-        return Err(Failure::new(exit::NO_INPUT, format!("{} disappeared", dir_path.display())));
+        return Err(Failure::new(exit::BAD_INPUT, format!("{} disappeared", dir_path.display())));
     };
     let before = newest_header(&dir);
     let newer = |d: &Dir| {
@@ -128,7 +128,7 @@ pub fn main(p: Parsed) -> Outcome {
 /// The process and the checkpoint directory whose lock it holds.
 fn by_pid(pid: u32) -> Result<(Proc, PathBuf), Failure> {
     let Some(proc) = Proc::open(pid).filter(Proc::running) else {
-        return Err(Failure::new(exit::NO_INPUT, format!("no running process has pid {pid}")));
+        return Err(Failure::new(exit::BAD_INPUT, format!("no running process has pid {pid}")));
     };
     let mut candidates = proc.lock_dirs().map_err(|e| inspect_err(&proc, e))?;
     if candidates.is_empty() {
@@ -160,7 +160,7 @@ fn by_pid(pid: u32) -> Result<(Proc, PathBuf), Failure> {
 fn by_dir(dir: &Path) -> Result<(Proc, PathBuf), Failure> {
     let Some(d) = Dir::open_existing(dir)? else {
         return Err(Failure::new(
-            exit::NO_INPUT,
+            exit::BAD_INPUT,
             format!("{} does not exist (no checkpoint directory there)", dir.display()),
         ));
     };

@@ -41,12 +41,12 @@ pub fn main(p: Parsed) -> Outcome {
     let path = Path::new(&p.args[0]);
     let force = p.flag("force");
     let Some(dir) = Dir::open_existing(path)? else {
-        return Err(Failure::new(exit::NO_INPUT, format!("{} does not exist (nothing to clean)", path.display())));
+        return Err(Failure::new(exit::BAD_INPUT, format!("{} does not exist (nothing to clean)", path.display())));
     };
     let inv = dir.inventory()?;
     if !inv.any() {
         return Err(Failure::new(
-            exit::DATA,
+            exit::BAD_INPUT,
             format!(
                 "{} does not look like a crthreads checkpoint directory (it holds no slot-0, slot-1 or {LOCK_NAME}); \
                  nothing was removed",
@@ -59,7 +59,7 @@ pub fn main(p: Parsed) -> Outcome {
         .find(|(_, ours)| *ours == Some(false));
     if let Some((name, _)) = foreign {
         return Err(Failure::new(
-            exit::DATA,
+            exit::BAD_INPUT,
             format!(
                 "{} was not written by crthreads (it is not a regular file or does not start as crthreads' \
                  files do); {} may not be a checkpoint directory, nothing was removed",

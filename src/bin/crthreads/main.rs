@@ -29,20 +29,20 @@ use std::ffi::OsString;
 
 use args::Spec;
 
-/// Exit statuses (the BSD `sysexits.h` numbers where one fits).
+/// Exit statuses: 2 for bad input, as most command-line tools have it; `verify`'s verdicts
+/// below it; the BSD `sysexits.h` numbers for failures that are not the input's fault; and the
+/// shell's 126 and 127 for a program `run` cannot start.
 pub mod exit {
     /// Success.
     pub const OK: u8 = 0;
-    /// verify: only the older checkpoint is usable (or the newest cannot be told).
-    pub const OLDER: u8 = 1;
+    /// verify: a problem was found (a damaged slot, a slot of another checkpoint series, a
+    /// missing slot that may have held the newest checkpoint), but a checkpoint is usable.
+    pub const PROBLEM: u8 = 1;
+    /// Bad input: the command line is wrong, or names a directory, process, file or setting that
+    /// does not exist or is not what the command needs.
+    pub const BAD_INPUT: u8 = 2;
     /// verify: no checkpoint is usable.
-    pub const NONE: u8 = 2;
-    /// The command line is wrong.
-    pub const USAGE: u8 = 64;
-    /// clean: the directory does not look like a checkpoint directory.
-    pub const DATA: u8 = 65;
-    /// The directory, the process or the checkpoint does not exist.
-    pub const NO_INPUT: u8 = 66;
+    pub const NONE: u8 = 3;
     /// The process cannot take a checkpoint request, or the library was not found.
     pub const UNAVAILABLE: u8 = 69;
     /// A system call failed.
@@ -51,8 +51,6 @@ pub mod exit {
     pub const TEMP: u8 = 75;
     /// Permission denied, or the checkpoint files are not private to this user.
     pub const PERM: u8 = 77;
-    /// run: a `CRTHREADS_*` variable in the environment is invalid.
-    pub const CONFIG: u8 = 78;
     /// run: the program exists but cannot be executed.
     pub const CANNOT_EXEC: u8 = 126;
     /// run: the program was not found.
@@ -61,8 +59,8 @@ pub mod exit {
 
 /// The exit statuses the inspecting commands share, for `--help`.
 pub const COMMON_EXITS: &[&str] = &[
-    "64   the command line is wrong (an unknown option, a missing argument)",
-    "66   the directory or process does not exist",
+    "2    bad input: the command line is wrong (an unknown option, a missing argument), or the directory or \
+     process it names does not exist",
     "71   a system call failed",
     "77   permission denied, or the checkpoint files are not private to you",
 ];
@@ -87,10 +85,11 @@ impl From<crthreads::Error> for Failure {
     fn from(e: crthreads::Error) -> Failure {
         use crthreads::Error as E;
         let code = match &e {
+            E::Config { .. } => exit::BAD_INPUT,
             E::Insecure { .. } => exit::PERM,
             E::DirectoryBusy { .. } => exit::TEMP,
             E::Os { errno, .. } => match errno.0 {
-                libc::ENOENT | libc::ENOTDIR => exit::NO_INPUT,
+                libc::ENOENT | libc::ENOTDIR => exit::BAD_INPUT,
                 libc::EACCES | libc::EPERM => exit::PERM,
                 _ => exit::OS,
             },
@@ -117,16 +116,13 @@ fn usage() -> String {
     s.push_str("\nexit status:\n");
     let lines = [
         "0    success",
-        "1    verify: only the older checkpoint is usable",
-        "2    verify: no checkpoint is usable",
-        COMMON_EXITS[0],
-        "65   clean: the directory is not a crthreads checkpoint directory",
-        COMMON_EXITS[1],
+        "1    verify: a problem was found (damage, a slot of another series), but a checkpoint is usable",
+        "2    bad input: a command-line mistake, or a directory, process, file or setting that is not usable",
+        "3    verify: no checkpoint is usable",
         "69   checkpoint: the process cannot take checkpoint requests; run: libcrthreads.so was not found",
-        COMMON_EXITS[2],
+        COMMON_EXITS[1],
         "75   checkpoint: timed out; clean: a running program holds the directory",
-        COMMON_EXITS[3],
-        "78   run: a CRTHREADS_* variable in the environment is invalid",
+        COMMON_EXITS[2],
         "126  run: the program cannot be executed",
         "127  run: the program was not found",
         "     (run: once the program starts, the exit status is the program's own)",
@@ -146,7 +142,7 @@ fn main() {
 fn dispatch(argv: &mut Vec<OsString>) -> u8 {
     let Some(first) = argv.first().cloned() else {
         eprint!("{}", usage());
-        return exit::USAGE;
+        return exit::BAD_INPUT;
     };
     let name = first.to_string_lossy().into_owned();
     match name.as_str() {
@@ -163,7 +159,7 @@ fn dispatch(argv: &mut Vec<OsString>) -> u8 {
                 None => print!("{}", usage()),
                 Some(c) => match COMMANDS.iter().find(|s| s.name == c) {
                     Some(spec) => print!("{}", spec.help()),
-                    None => return fail("help", Failure::new(exit::USAGE, unknown_command(&c))),
+                    None => return fail("help", Failure::new(exit::BAD_INPUT, unknown_command(&c))),
                 },
             }
             return exit::OK;
@@ -171,7 +167,7 @@ fn dispatch(argv: &mut Vec<OsString>) -> u8 {
         _ => {}
     }
     let Some(spec) = COMMANDS.iter().find(|s| s.name == name) else {
-        return fail("crthreads", Failure::new(exit::USAGE, unknown_command(&name)));
+        return fail("crthreads", Failure::new(exit::BAD_INPUT, unknown_command(&name)));
     };
     argv.remove(0);
     let parsed = match args::parse(spec, std::mem::take(argv)) {

@@ -74,8 +74,9 @@ pub const SPEC: Spec = Spec {
         Opt { name: "lib", value: Some("PATH"), help: "the libcrthreads.so to preload (default: see above)" },
     ],
     exits: &[
-        "69   libcrthreads.so was not found",
-        "78   a CRTHREADS_* variable in the environment is invalid",
+        "2    bad input: the command line is wrong, an option's value or a CRTHREADS_* variable in the \
+         environment is not valid, or --lib or CRTHREADS_LIB names no file",
+        "69   libcrthreads.so was not found next to this executable or in ../lib",
         "126  PROGRAM cannot be executed",
         "127  PROGRAM was not found",
         "otherwise PROGRAM's own exit status",
@@ -150,14 +151,14 @@ fn check_settings(vars: &[(&str, &str, OsString)]) -> Result<(), Failure> {
         Ok(_) => Ok(()),
         Err(crthreads::Error::Config { var, value, expected }) => match vars.iter().find(|(_, v, _)| *v == var) {
             Some((opt, _, _)) => {
-                Err(Failure::new(exit::USAGE, format!("--{opt} {value:?} is not valid: expected {expected}")))
+                Err(Failure::new(exit::BAD_INPUT, format!("--{opt} {value:?} is not valid: expected {expected}")))
             }
             None => Err(Failure::new(
-                exit::CONFIG,
+                exit::BAD_INPUT,
                 format!("{var}={value:?} in the environment is not valid: expected {expected} (fix or unset it)"),
             )),
         },
-        Err(e) => Err(Failure::new(exit::USAGE, e.to_string())),
+        Err(e) => Err(Failure::new(exit::BAD_INPUT, e.to_string())),
     }
 }
 
@@ -196,10 +197,21 @@ fn find_library(given: Option<&OsStr>) -> Result<PathBuf, Failure> {
         std::env::var_os("CRTHREADS_LIB").filter(|v| !v.is_empty()).map(|v| ("CRTHREADS_LIB", PathBuf::from(v)))
     });
     if let Some((from, lib)) = explicit {
+        let (what, fix) = match from {
+            "--lib" => (
+                format!("--lib {}", lib.display()),
+                "give the path of libcrthreads.so (`make lib` builds it in target/release)",
+            ),
+            _ => (
+                format!("CRTHREADS_LIB={}", lib.display()),
+                "point it at libcrthreads.so (`make lib` builds it in target/release), or unset it to use the one \
+                 next to this command",
+            ),
+        };
         return match std::fs::metadata(&lib) {
             Ok(m) if m.is_file() => Ok(std::fs::canonicalize(&lib).unwrap_or(lib)),
-            Ok(_) => Err(Failure::new(exit::UNAVAILABLE, format!("{from} {} is not a file", lib.display()))),
-            Err(e) => Err(Failure::new(exit::UNAVAILABLE, format!("{from} {}: {e}", lib.display()))),
+            Ok(_) => Err(Failure::new(exit::BAD_INPUT, format!("{what} is not a file: {fix}"))),
+            Err(e) => Err(Failure::new(exit::BAD_INPUT, format!("{what}: {e}: {fix}"))),
         };
     }
     let here = std::env::current_exe().ok().and_then(|e| e.parent().map(Path::to_path_buf)).unwrap_or_default();
@@ -268,7 +280,7 @@ mod tests {
     fn settings_are_checked_by_the_library() {
         let bad = [("policy", "CRTHREADS_POLICY", OsString::from("sometimes"))];
         let e = check_settings(&bad).unwrap_err();
-        assert!(e.code == exit::USAGE && e.msg.contains("--policy") && e.msg.contains("manual"), "{e:?}");
+        assert!(e.code == exit::BAD_INPUT && e.msg.contains("--policy") && e.msg.contains("manual"), "{e:?}");
         assert!(check_settings(&[("policy", "CRTHREADS_POLICY", OsString::from("manual"))]).is_ok());
     }
 }
