@@ -455,13 +455,17 @@ fn start_os_thread(slot: usize, first: Resume) -> std::io::Result<()> {
     extern "C" fn os_main(arg: *mut libc::c_void) -> *mut libc::c_void {
         let v = arg as usize;
         let (slot, restored) = (v >> 1, v & 1 == 1);
+        crate::failpoint::start_delay();
         native::run(slot, if restored { Resume::Restored } else { Resume::Woken });
         core::ptr::null_mut()
     }
     let arg = (slot << 1) | (first == Resume::Restored) as usize;
+    native::mark_starting(slot);
     // The native side needs little: the program runs on the persistent stack.
-    crate::heap::internal(|| crate::sys::thread::spawn_raw(os_main, arg as *mut libc::c_void, 256 << 10))
-        .map_err(|e| std::io::Error::from_raw_os_error(e.0))
+    crate::heap::internal(|| crate::sys::thread::spawn_raw(os_main, arg as *mut libc::c_void, 256 << 10)).map_err(|e| {
+        native::unmark_starting(slot);
+        std::io::Error::from_raw_os_error(e.0)
+    })
 }
 
 /// Where a new thread starts, on its persistent stack.
