@@ -32,11 +32,11 @@ loom:
 	RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS=2 CARGO_TARGET_DIR=$(TARGET_DIR)/loom \
 		$(CARGO) test -p crthreads-loom-tests --release
 
-# K-means, killed with SIGKILL at random moments and resumed until it completes; its result
-# must equal an uninterrupted run's, and no resumed run may start over.
+# K-means on four persistent threads, killed with SIGKILL at random moments and resumed until it
+# completes; its result must equal an uninterrupted run's, and no resumed run may start over.
 demo:
 	$(CARGO) build --release --example kmeans --example demo
-	$(TARGET_DIR)/release/examples/demo $(TARGET_DIR)/release/examples/kmeans --points 200000 --k 16 --iters 40 --seed 7
+	$(TARGET_DIR)/release/examples/demo $(TARGET_DIR)/release/examples/kmeans --points 200000 --k 16 --iters 40 --seed 7 --threads 4
 
 # Medians against baselines measured in the same run (glibc malloc, raw page protection,
 # pwrite bandwidth).
