@@ -60,6 +60,9 @@ pub struct Stats {
     /// Whether mirroring into the other slot failed (its pages stay pending, and the next
     /// checkpoint writes them; the reason was reported on stderr).
     pub mirror_failed: bool,
+    /// The call that returned these statistics was resumed by a restore (or a rollback) from
+    /// this very checkpoint, `seq`: the other figures are not known and read zero.
+    pub restored: bool,
     /// Persistent threads parked for this checkpoint (0 outside threads mode).
     pub threads_parked: u64,
     /// Time spent gathering the threads, µs.
@@ -336,6 +339,7 @@ pub(crate) fn take(p: Parts<'_>) -> Result<Stats> {
         mirrored: c.mirrored,
         recreated_dir: recreated,
         mirror_failed: c.mirror_error.is_some(),
+        restored: false,
         threads_parked: 0,
         gather_us: 0,
         abandoned: 0,

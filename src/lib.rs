@@ -43,6 +43,12 @@ pub mod sync;
 pub mod sys;
 #[cfg(not(loom))]
 pub mod thread;
+/// Under loom only the thread runtime's handshake is compiled, for its models.
+#[cfg(loom)]
+#[doc(hidden)]
+pub mod thread {
+    pub mod handshake;
+}
 #[cfg(not(loom))]
 pub mod track;
 

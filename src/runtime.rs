@@ -28,7 +28,8 @@
 //! No checkpoint is written once the exit began (one being written is waited for), nor, in a
 //! program run through [`main`], once its main persistent thread ended: such a checkpoint would
 //! recreate a retired directory, or hold a program with no main thread to resume, which a
-//! restore would start over from the beginning.
+//! restore would start over from the beginning. (The exit is refused here, in [`take_now`]; the
+//! end of the main thread in the coordinator, `thread::coord::stop`.)
 #![allow(unsafe_code)] // Hands out the root object and edits the environment at start-up.
 
 use std::ffi::CString;
@@ -47,7 +48,6 @@ use crate::region::Region;
 use crate::store::file::Dir;
 use crate::store::{self, Store};
 use crate::sys::{self, proc};
-use crate::thread::table::{LIVE, Table};
 use crate::track::{self, PageSet, Tracker};
 
 /// How this run started.
@@ -717,7 +717,8 @@ fn take_now(rt: &Runtime, stacks: &[ckpt::StackRange], fill: &dyn Fn(&mut Stats)
 /// for a checkpoint), the heap, the thread table and every thread's stack are read back from
 /// the newest valid checkpoint, and every thread of the checkpoint resumes where it was parked
 /// then; threads started since are gone. The call does not return: the caller resumes at its
-/// own safepoint of the checkpoint (a `checkpoint()` call there returns `Ok` with `seq` 0).
+/// own safepoint of the checkpoint (a `checkpoint()` call there returns statistics with
+/// `restored` set).
 /// The `after_restore` hooks run before any thread resumes. Threads crthreads did not create
 /// must not use the persistent heap meanwhile (they are not rolled back, and memory they hold
 /// from it is rolled back under them).
@@ -850,24 +851,17 @@ where
         return Ok(f());
     }
     let rt = get()?;
-    let table = Table::new(&rt.layout).base();
-    let take: Box<crate::thread::coord::TakeFn> = Box::new(move |stacks, fill| {
-        // Once the main persistent thread has ended, the program is finishing: a checkpoint
-        // would hold no main thread to resume, and a restore would start the program over.
-        // (Every thread is parked or gone during an attempt: the record does not change.)
-        if Table::at(table).rec(0).state.load(Ordering::Acquire) != LIVE {
-            return Err(Error::Unsupported {
-                what: "a checkpoint after the main persistent thread ended".into(),
-                why: "a restore would have no main thread to resume".into(),
-            });
-        }
-        internal(|| take_now(get()?, stacks, fill))
-    });
+    let table = crate::thread::table::Table::new(&rt.layout).base();
+    // The coordinator takes no checkpoint once the main persistent thread returned
+    // (`coord::stop`): one would hold no main thread to resume, and a restore would start the
+    // program over.
+    let take: Box<crate::thread::coord::TakeFn> = Box::new(|stacks, fill| internal(|| take_now(get()?, stacks, fill)));
     let roll: Box<crate::thread::coord::RollFn> = Box::new(|| internal(|| rollback_memory(get()?)));
     internal(|| crate::thread::coord::start(table, rt.config.policy, take, roll))?;
-    if start.is_restored() {
+    if let Start::Restored { seq } = start {
         // The program carries on with the restored threads: a clean exit retires the checkpoint.
         rt.root_taken.store(true, Ordering::Relaxed);
+        crate::thread::coord::set_resumed_from(seq);
     }
     match crate::thread::run_main(table, start.is_restored(), f) {
         Ok(v) => Ok(v),

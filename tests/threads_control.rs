@@ -214,8 +214,19 @@ fn child_abandon() {
             // SAFETY: reading into a valid buffer from our pipe.
             unsafe { libc::read(rd, b.as_mut_ptr().cast(), 1) }
         });
-        crthreads::thread::sleep(Duration::from_millis(100));
-        let e = crthreads::checkpoint().unwrap_err();
+        // Until the thread is inside read(2), it can still be parked (or preempted) and the
+        // checkpoint commits: ask again until one is abandoned.
+        let mut committed = 0;
+        let e = loop {
+            match crthreads::checkpoint() {
+                Ok(_) => {
+                    committed += 1;
+                    assert!(committed < 50, "the blocked thread never made an attempt fail");
+                    crthreads::thread::sleep(Duration::from_millis(20));
+                }
+                Err(e) => break e,
+            }
+        };
         println!("first: {e}");
         assert!(matches!(e, crthreads::Error::Abandoned { .. }), "{e}");
         assert_eq!(AFTER_ERR.load(Ordering::SeqCst), 1, "the after hook saw the abandoned attempt");
@@ -223,7 +234,8 @@ fn child_abandon() {
         assert_eq!(unsafe { libc::write(fds[1], b"x".as_ptr().cast(), 1) }, 1);
         assert_eq!(blocked.join().unwrap(), 1);
         let s = crthreads::checkpoint().unwrap();
-        println!("then: seq {} abandoned {}", s.seq, s.abandoned);
+        println!("then: abandoned {}", s.abandoned);
+        assert_eq!(s.seq, committed + 1);
         assert_eq!(s.abandoned, 1);
     });
     r.unwrap();
@@ -235,7 +247,7 @@ fn an_attempt_that_cannot_gather_every_thread_is_abandoned_and_reported() {
     assert!(st.success(), "{out}\n{err}");
     assert!(out.contains("was abandoned: 1 thread(s) did not reach a safepoint"), "{out}");
     assert!(out.contains("the previous checkpoint stays valid"), "{out}");
-    assert!(out.contains("then: seq 1 abandoned 1"), "{out}");
+    assert!(out.contains("then: abandoned 1"), "{out}");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -286,9 +298,10 @@ fn child_rollback() {
             let last = a.join().unwrap();
             let next = crthreads::checkpoint().unwrap().seq;
             println!(
-                "rolled back to {} seq {} at_gather {} seen {} b_ran {} last {} next {}",
+                "rolled back to {} seq {} restored {} at_gather {} seen {} b_ran {} last {} next {}",
                 ROLLED.load(Ordering::SeqCst),
                 s.seq,
+                s.restored,
                 at_gather,
                 seen,
                 b_ran.load(Ordering::SeqCst),
@@ -342,7 +355,8 @@ fn rollback_restores_every_thread_in_process() {
         let after = lines.next().unwrap_or_else(|| panic!("[{tracker}] {out}\n{err}"));
         assert!(before.contains("b_ran true"), "{before}");
         assert_eq!(num("to", after), 1, "rolled back to checkpoint 1: {after}");
-        assert_eq!(num("seq", after), 0, "checkpoint() resumed as restored: {after}");
+        assert_eq!(num("seq", after), 1, "checkpoint() resumed as restored from 1: {after}");
+        assert!(after.contains("restored true"), "{after}");
         assert!(after.contains("b_ran false"), "the thread started after the checkpoint is gone: {after}");
         let (g, seen, b) = (num("at_gather", after), num("seen", after), num("rollback", before));
         assert!(
@@ -391,6 +405,111 @@ fn rollback_without_threads_restores_the_heap() {
     }
 }
 
+// ---------------------------------------------------------------------------------------------
+// Blocking calls.
+
+fn child_blocking() {
+    let r = crthreads::main(|| {
+        let reader = crthreads::thread::spawn(|| {
+            let mut buf = vec![0u8; 64];
+            let n = crthreads::thread::blocking(|| {
+                // SAFETY: reading standard input into our buffer.
+                unsafe { libc::read(0, buf.as_mut_ptr().cast(), buf.len()) }
+            });
+            assert!(n > 0, "read failed: {n}");
+            String::from_utf8_lossy(&buf[..n as usize]).trim().to_string()
+        });
+        crthreads::thread::sleep(Duration::from_millis(50));
+        // The reader is blocked in read(2): checkpoints do not wait for it.
+        for i in 1..=3 {
+            let s = crthreads::checkpoint().unwrap();
+            if s.restored {
+                assert_eq!(s.seq, 3, "resumed in the last checkpoint: {s:?}");
+                break;
+            }
+            assert_eq!(s.seq, i);
+            assert_eq!(s.abandoned, 0);
+            assert_eq!(s.threads_parked, 2, "{s:?}");
+        }
+        println!("checkpointed");
+        let line = reader.join().unwrap();
+        println!("read {line}");
+    });
+    r.unwrap();
+}
+
+fn a_blocking_call_does_not_delay_checkpoints_and_is_repeated_after_a_restore() {
+    let t = TempDir::new("blocking");
+    // First run: stdin stays open and empty, so the reader blocks; kill it once checkpointed.
+    let mut c = child("blocking")
+        .env("CRTHREADS_DIR", t.join("ck"))
+        .env("CRTHREADS_POLICY", "manual")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = [0u8; 13];
+    c.stdout.as_mut().unwrap().read_exact(&mut line).unwrap();
+    assert_eq!(&line, b"checkpointed\n");
+    c.kill().unwrap();
+    c.wait().unwrap();
+    // Second run: restored inside the blocking call, the reader reads again.
+    let mut c = child("blocking")
+        .env("CRTHREADS_DIR", t.join("ck"))
+        .env("CRTHREADS_POLICY", "manual")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write;
+        c.stdin.take().unwrap().write_all(b"hello\n").unwrap();
+    }
+    let (st, hung) = wait_or_kill(&mut c, Duration::from_secs(60));
+    let mut out = String::new();
+    c.stdout.as_mut().unwrap().read_to_string(&mut out).unwrap();
+    let mut err = String::new();
+    c.stderr.as_mut().unwrap().read_to_string(&mut err).unwrap();
+    assert!(!hung && st.success(), "{out}\n{err}");
+    // Resumed past the checkpoints (the main thread was parked in the last one).
+    assert_eq!(out.trim(), "checkpointed\nread hello", "{err}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Where preemption may park a thread.
+
+#[inline(never)]
+fn user_compute(n: u64) -> u64 {
+    (0..n).fold(1u64, |a, k| a.wrapping_mul(31).wrapping_add(k))
+}
+
+fn child_preemptible() {
+    let r = crthreads::main(|| {
+        let probe = |what: &str, addr: usize| println!("{what} {}", crthreads::thread::preemptible_address(addr));
+        probe("user", user_compute as *const () as usize);
+        let w: fn(&mut std::io::Stdout, &[u8]) -> std::io::Result<usize> = <std::io::Stdout as std::io::Write>::write;
+        probe("print", w as *const () as usize);
+        probe("alloc", std::alloc::alloc as *const () as usize);
+        let cr: unsafe fn(&crthreads::CrAlloc, std::alloc::Layout) -> *mut u8 =
+            <crthreads::CrAlloc as std::alloc::GlobalAlloc>::alloc;
+        probe("cralloc", cr as *const () as usize);
+        probe("vecpush", Vec::<u64>::push as *const () as usize);
+        probe("checkpoint", crthreads::checkpoint as *const () as usize);
+        std::hint::black_box(user_compute(10));
+    });
+    r.unwrap();
+}
+
+fn preemption_parks_only_in_the_programs_own_code() {
+    let t = TempDir::new("preemptible");
+    let (st, out, err) = run_child("preemptible", &t.join("ck"), Duration::from_secs(60));
+    assert!(st.success(), "{out}\n{err}");
+    let expect = "user true\nprint false\nalloc false\ncralloc false\nvecpush false\ncheckpoint false";
+    assert_eq!(out.trim(), expect, "{err}");
+}
+
 fn main() {
     match role().as_deref() {
         Some("hooks") => return child_hooks(),
@@ -398,11 +517,18 @@ fn main() {
         Some("foreign") => return child_foreign(),
         Some("abandon") => return child_abandon(),
         Some("rollback") => return child_rollback(),
+        Some("blocking") => return child_blocking(),
+        Some("preemptible") => return child_preemptible(),
         Some("rollback-heap") => return child_rollback_heap(),
         Some(r) => panic!("unknown role {r}"),
         None => {}
     }
     run_tests(&[
+        ("preemption_parks_only_in_the_programs_own_code", preemption_parks_only_in_the_programs_own_code),
+        (
+            "a_blocking_call_does_not_delay_checkpoints_and_is_repeated_after_a_restore",
+            a_blocking_call_does_not_delay_checkpoints_and_is_repeated_after_a_restore,
+        ),
         ("rollback_restores_every_thread_in_process", rollback_restores_every_thread_in_process),
         ("rollback_without_threads_restores_the_heap", rollback_without_threads_restores_the_heap),
         ("hooks_run_around_checkpoints_and_after_a_restore", hooks_run_around_checkpoints_and_after_a_restore),

@@ -17,10 +17,19 @@ pub fn model<F: Fn() + Sync + Send + 'static>(f: F) {
 }
 
 #[cfg(loom)]
-pub use loom::{cell::UnsafeCell, sync::Arc, thread};
+pub use loom::{
+    cell::UnsafeCell,
+    sync::Arc,
+    sync::atomic::{AtomicU32, Ordering},
+    thread,
+};
 
 #[cfg(not(loom))]
-pub use std::{sync::Arc, thread};
+pub use std::{
+    sync::Arc,
+    sync::atomic::{AtomicU32, Ordering},
+    thread,
+};
 
 /// `UnsafeCell` with loom's access-checking API, natively a plain cell.
 #[cfg(not(loom))]

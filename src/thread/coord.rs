@@ -32,15 +32,17 @@ use super::native;
 use super::table::Table;
 use crate::sys::{futex, now_ns, realtime_ns};
 
-/// No checkpoint is under way.
-pub(crate) const IDLE: u32 = 0;
-/// An attempt is gathering threads.
-pub(crate) const GATHERING: u32 = 1;
-/// An attempt is committing a checkpoint.
-pub(crate) const COMMITTING: u32 = 2;
+pub(crate) use super::handshake::GATHERING;
+use super::handshake::Handshake;
+
+/// The phase and the gatherer's wake-ups (see `handshake`).
+pub(crate) static HS: Handshake = Handshake::new();
 
 /// How long an attempt may take to gather every thread before it is abandoned.
 const GATHER_LIMIT_NS: u64 = 500_000_000;
+/// The shortest limit: after attempts in a row were abandoned (a thread stays blocked outside
+/// crthreads), each next one waits a quarter as long, down to this, until one commits.
+const GATHER_LIMIT_MIN_NS: u64 = 10_000_000;
 /// How often a thread that is still running is signalled again while gathering.
 const RESIGNAL_NS: u64 = 2_000_000;
 
@@ -70,14 +72,10 @@ pub(crate) type TakeFn = dyn Fn(&[crate::ckpt::StackRange], &dyn Fn(&mut crate::
     + Sync;
 
 struct Coord {
-    /// `IDLE`, `GATHERING`, `COMMITTING`; threads leaving a safepoint wait on it.
-    phase: AtomicU32,
     /// A checkpoint is wanted: a release to depth 0 parks there.
     due: AtomicBool,
     /// Bumped by every request; the coordinator thread waits on it.
     requests: AtomicU32,
-    /// Bumped whenever a thread becomes safe (or leaves); the gatherer waits on it.
-    safe: AtomicU32,
     /// The attempt under way or last finished (1, 2, ...).
     attempt: AtomicU64,
     /// The last attempt that finished; ticket waiters wait on its low bits.
@@ -93,6 +91,11 @@ struct Coord {
     rollback_wanted: AtomicBool,
     /// Rollbacks done in this process (the generation native sides compare).
     rollbacks: AtomicU32,
+    /// The current gathering limit, ns (see `GATHER_LIMIT_MIN_NS`).
+    limit_ns: AtomicU64,
+    /// The main thread returned: the program is ending, and no checkpoint may record a state
+    /// without it (a restore would run the program's main logic again).
+    stopped: AtomicBool,
     policy_ms: AtomicU64,
     every_release: AtomicBool,
     /// The thread table (its base address), once threads run.
@@ -100,10 +103,8 @@ struct Coord {
 }
 
 static C: Coord = Coord {
-    phase: AtomicU32::new(IDLE),
     due: AtomicBool::new(false),
     requests: AtomicU32::new(0),
-    safe: AtomicU32::new(0),
     attempt: AtomicU64::new(0),
     done: AtomicU32::new(0),
     done_full: AtomicU64::new(0),
@@ -112,6 +113,8 @@ static C: Coord = Coord {
     group: AtomicU64::new(0),
     rollback_wanted: AtomicBool::new(false),
     rollbacks: AtomicU32::new(0),
+    stopped: AtomicBool::new(false),
+    limit_ns: AtomicU64::new(GATHER_LIMIT_NS),
     policy_ms: AtomicU64::new(0),
     every_release: AtomicBool::new(false),
     table: AtomicUsize::new(0),
@@ -143,18 +146,12 @@ pub(crate) fn table() -> Table {
 
 /// The current phase (`SeqCst`: see the handshake in `native`).
 pub(crate) fn phase() -> u32 {
-    C.phase.load(Ordering::SeqCst)
-}
-
-/// Waits while the phase is `seen`.
-pub(crate) fn wait_phase(seen: u32) {
-    futex::wait(&C.phase, seen);
+    HS.phase()
 }
 
 /// A thread's state changed: wakes the gatherer.
 pub(crate) fn safe_changed() {
-    C.safe.fetch_add(1, Ordering::SeqCst);
-    futex::wake(&C.safe, 1);
+    HS.changed();
 }
 
 /// Whether a release to depth 0 must stop at a checkpoint now.
@@ -179,8 +176,12 @@ pub(crate) fn wait_for_attempt(t: &mut Ticket, rollback: bool) {
     // The thread is safe already. An attempt still gathering will include it; otherwise the
     // next one will. (A rollback asked for while one gathers is served by the next attempt:
     // the one gathering already chose what it does.)
+    // The phase first: an attempt bumps its number before it starts gathering, so a phase
+    // seen `GATHERING` belongs to the number read next or an earlier one (never to an attempt
+    // already over when the number is read).
+    let gathering = HS.phase() == GATHERING;
     let cur = C.attempt.load(Ordering::SeqCst);
-    let want = if !rollback && C.phase.load(Ordering::SeqCst) == GATHERING { cur } else { cur + 1 };
+    let want = if !rollback && gathering { cur } else { cur + 1 };
     if want > cur {
         request();
     }
@@ -199,6 +200,20 @@ pub(crate) fn wait_for_attempt(t: &mut Ticket, rollback: bool) {
     }
 }
 
+/// The checkpoint this process's threads were last resumed from (by the start-up restore or a
+/// rollback), 0 if none.
+static RESUMED_FROM: AtomicU64 = AtomicU64::new(0);
+
+/// Records that the threads resume from checkpoint `seq`.
+pub(crate) fn set_resumed_from(seq: u64) {
+    RESUMED_FROM.store(seq, Ordering::SeqCst);
+}
+
+/// The checkpoint the threads were last resumed from.
+pub(crate) fn resumed_from() -> u64 {
+    RESUMED_FROM.load(Ordering::SeqCst)
+}
+
 /// Rollbacks done in this process so far.
 pub(crate) fn rollbacks() -> u32 {
     C.rollbacks.load(Ordering::SeqCst)
@@ -206,8 +221,8 @@ pub(crate) fn rollbacks() -> u32 {
 
 /// Waits up to `ns` for a thread's state to change.
 pub(crate) fn wait_safe_change(ns: u64) {
-    let seen = C.safe.load(Ordering::SeqCst);
-    futex::wait_until(&C.safe, seen, Some(realtime_ns() + ns));
+    let seen = HS.changes();
+    futex::wait_until(HS.changes_word(), seen, Some(realtime_ns() + ns));
 }
 
 /// The outcome of attempt `t` (if it is still remembered).
@@ -239,12 +254,34 @@ pub(crate) fn start(
     // Release: the table is usable before anyone sees threads mode on.
     C.table.store(table_base, Ordering::Release);
     crate::heap::events::set_allocation_check(super::check_allocator);
+    extern "C" fn nothing() {}
+    crate::sys::proc::at_fork(nothing, nothing, forked_child);
     extern "C" fn body(_: *mut libc::c_void) -> *mut libc::c_void {
         super::quiet();
         crate::heap::internal(coordinator_loop)
     }
     crate::sys::thread::spawn_raw(body, core::ptr::null_mut(), 256 << 10)
         .map_err(|e| crate::error::Error::os("pthread_create (checkpoint coordinator)", e))
+}
+
+/// The main thread is returning (called on its OS thread while it still counts as running, so
+/// no attempt can commit before this): no checkpoint is taken from now on.
+pub(crate) fn stop() {
+    C.stopped.store(true, Ordering::SeqCst);
+    C.every_release.store(false, Ordering::SeqCst);
+    C.due.store(false, Ordering::SeqCst);
+}
+
+/// In a child forked by a persistent thread: no coordinator runs here, and the child is a plain
+/// process that never checkpoints. Threads mode is off, so its locks and waits never park, and
+/// the forking thread, which carries on on its (copied) persistent stack, is no persistent
+/// thread any more.
+extern "C" fn forked_child() {
+    C.table.store(0, Ordering::SeqCst);
+    C.due.store(false, Ordering::SeqCst);
+    C.every_release.store(false, Ordering::SeqCst);
+    HS.reset_in_child();
+    crate::sys::tls::set_native(0);
 }
 
 fn coordinator_loop() -> ! {
@@ -275,26 +312,40 @@ fn interval_ns() -> Option<u64> {
 fn attempt() {
     let n = C.attempt.fetch_add(1, Ordering::SeqCst) + 1;
     let rollback = C.rollback_wanted.swap(false, Ordering::SeqCst);
+    if C.stopped.load(Ordering::SeqCst) {
+        publish(n, Err(after_stop()));
+        return;
+    }
     C.due.store(true, Ordering::SeqCst);
-    C.phase.store(GATHERING, Ordering::SeqCst);
+    HS.begin();
     let t0 = now_ns();
     let gathered = gather(t0);
     let gather_ns = now_ns() - t0;
-    let result = if gathered && rollback {
-        C.phase.store(COMMITTING, Ordering::SeqCst);
+    // Read again once gathered: the main thread may have returned while this attempt gathered
+    // (its side retired, so it no longer held the attempt up). `stop` runs on the main
+    // thread's OS thread while its side is running, before it retires; once every side was
+    // seen safe or retired, either the main side is safe and cannot leave before this attempt
+    // is over, or it retired and its `stop` is visible here (both SeqCst).
+    let result = if gathered && C.stopped.load(Ordering::SeqCst) {
+        Err(after_stop())
+    } else if gathered && rollback {
+        HS.commit();
         C.group.swap(0, Ordering::SeqCst);
         super::rollback_all(|| match ROLL.get() {
             Some(f) => f(),
             None => Err(crate::error::Error::NotInitialised),
         })
         .map(|seq| {
+            // The coordinator's own cache (used by hooks) is free in the checkpoint.
+            crate::heap::forget_cache();
+            set_resumed_from(seq);
             C.rollbacks.fetch_add(1, Ordering::SeqCst);
             native::wake_waiters(C.rollbacks.load(Ordering::SeqCst));
             crate::heap::program(|| crate::hooks::run_restored(seq));
             crate::ckpt::Stats::default()
         })
     } else if gathered {
-        C.phase.store(COMMITTING, Ordering::SeqCst);
+        HS.commit();
         crate::failpoint::hit("gathered", C.committed.load(Ordering::Relaxed) + 1);
         let group = C.group.swap(0, Ordering::SeqCst);
         crate::heap::program(crate::hooks::run_before);
@@ -325,9 +376,24 @@ fn attempt() {
             stuck: native::running().count(),
             waited_ms: gather_ns / 1_000_000,
         };
+        crate::sys::warn_limited("checkpoint-abandoned", &e.to_string());
         crate::heap::program(|| crate::hooks::run_after(Err(&e)));
         Err(e)
     };
+    crate::failpoint::hit("before-resume", C.committed.load(Ordering::Relaxed));
+    publish(n, result);
+}
+
+/// The refusal of an attempt once the main thread returned (see [`stop`]).
+fn after_stop() -> crate::error::Error {
+    crate::error::Error::Unsupported {
+        what: "a checkpoint after the main thread returned".into(),
+        why: "the program is ending; its last checkpoint stays as it was".into(),
+    }
+}
+
+/// Records attempt `n`'s outcome, ends it and wakes everyone waiting for it.
+fn publish(n: u64, result: crate::error::Result<crate::ckpt::Stats>) {
     {
         let mut o = OUTCOMES.lock().unwrap_or_else(|p| p.into_inner());
         if o.len() >= 64 {
@@ -335,35 +401,41 @@ fn attempt() {
         }
         o.push((n, Outcome { result: Some(result) }));
     }
-    crate::failpoint::hit("before-resume", C.committed.load(Ordering::Relaxed));
     C.due.store(C.every_release.load(Ordering::Relaxed), Ordering::SeqCst);
     C.done_full.store(n, Ordering::SeqCst);
     C.done.fetch_add(1, Ordering::SeqCst);
-    C.phase.store(IDLE, Ordering::SeqCst);
-    futex::wake(&C.phase, i32::MAX);
+    HS.finish();
     futex::wake(&C.done, i32::MAX);
 }
 
 /// Waits until every persistent thread is safe, preempting the running ones; `false` if that
 /// takes longer than the limit.
 fn gather(t0: u64) -> bool {
+    let limit = C.limit_ns.load(Ordering::Relaxed);
     let mut last_signal = 0;
     loop {
-        let seen = C.safe.load(Ordering::SeqCst);
+        let seen = HS.changes();
         if native::all_safe() {
+            C.limit_ns.store(GATHER_LIMIT_NS, Ordering::Relaxed);
             return true;
         }
         let now = now_ns();
-        if now - t0 > GATHER_LIMIT_NS {
+        if now - t0 > limit {
+            C.limit_ns.store((limit / 4).max(GATHER_LIMIT_MIN_NS), Ordering::Relaxed);
             return false;
         }
         if now - last_signal >= RESIGNAL_NS {
             for i in native::running() {
-                super::preempt::poke(i);
+                // A thread asleep in the kernel runs no code of its own to preempt (it is inside
+                // libc): a signal would only interrupt its call, and some calls (poll, sleep)
+                // return EINTR to the program.
+                if !super::preempt::asleep_in_kernel(i) {
+                    super::preempt::poke(i);
+                }
             }
             last_signal = now;
         }
         let deadline = realtime_ns() + RESIGNAL_NS / 2;
-        futex::wait_until(&C.safe, seen, Some(deadline));
+        futex::wait_until(HS.changes_word(), seen, Some(deadline));
     }
 }

@@ -31,13 +31,25 @@
 //! [`JoinHandle::join`], [`sleep`]), or when the coordinator preempts it with a signal while it
 //! runs the program's own code at depth 0 (`preempt`). After a restore, a thread resumes from
 //! that safepoint: a blocking call returns as a spurious wake-up, a release returns normally.
+//! A call that blocks outside crthreads can be made a safepoint with [`blocking`]: it runs on the
+//! native side while the thread counts as parked, and is repeated after a restore.
+//!
+//! # Rollback
+//!
+//! [`crate::rollback`] parks every thread as for a checkpoint, reads the checkpoint back into
+//! the region in place, and lets every native side resume the region side it finds in its
+//! record (a generation number tells them a rollback happened): threads of the checkpoint that
+//! have no OS thread get one, OS threads whose thread did not exist then retire.
 #![allow(unsafe_code)] // Context switches and raw thread records.
 
 pub(crate) mod arch;
 pub(crate) mod coord;
+#[doc(hidden)] // public for the loom models only
+pub mod handshake;
 pub(crate) mod native;
 pub(crate) mod park;
 pub(crate) mod preempt;
+mod symbols;
 pub(crate) mod table;
 
 use core::sync::atomic::{AtomicU32, Ordering};
@@ -116,11 +128,68 @@ pub fn sleep(d: Duration) {
     }
 }
 
+/// Whether the preemption handler may park a thread interrupted at `pc` (the program's own
+/// code, not the runtime's; see the `preempt` module). Meaningful once threads run; for tests.
+#[doc(hidden)]
+pub fn preemptible_address(pc: usize) -> bool {
+    preempt::preemptible(pc)
+}
+
 /// Offers a checkpoint that is due a chance to take this thread (a safepoint at lock depth 0),
 /// for long loops that hold no lock and call nothing that blocks.
 pub fn safepoint() {
     if coord::active() && coord::due() && park::depth() == 0 && native::slot().is_some() {
         let _ = native::to_native(Request::Park);
+    }
+}
+
+/// Runs `f`, a call that may block outside crthreads (reading a socket or stdin, waiting for a
+/// child process), with the calling thread counting as parked, so that checkpoints need not wait
+/// for it. At lock depth 0 only; with locks held (or outside a persistent thread) `f` simply
+/// runs.
+///
+/// A checkpoint taken meanwhile holds the thread as it was *before* the call, so after a
+/// restore the thread calls `f` again: use it for calls that may be repeated (re-reading a
+/// request is fine; writing a record twice may not be). While `f` runs:
+/// - it runs on the OS thread's own stack; what it allocates comes from volatile memory (not
+///   part of any checkpoint): return plain values, not collections;
+/// - what it writes into persistent memory (the buffer it reads into) may be saved half-done by
+///   a checkpoint taken meanwhile; the call is repeated after a restore, so only its completed
+///   result counts;
+/// - it must not take crthreads locks or call other crthreads thread functions.
+///
+/// ```no_run
+/// # fn demo(fd: i32, buf: &mut [u8]) -> isize {
+/// // SAFETY: reading into a buffer we own.
+/// crthreads::thread::blocking(|| unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) })
+/// # }
+/// ```
+pub fn blocking<R>(mut f: impl FnMut() -> R) -> R {
+    if park::depth() != 0 || native::slot().is_none() || !coord::active() {
+        return f();
+    }
+    loop {
+        let mut out: Option<Result<R>> = None;
+        let r = {
+            let mut call = || out = Some(std::panic::catch_unwind(std::panic::AssertUnwindSafe(&mut f)));
+            let dynf: &mut dyn FnMut() = &mut call;
+            // SAFETY: only the lifetime is erased; the native side calls the closure before it
+            // answers, and this frame waits for the answer.
+            let f: *mut (dyn FnMut() + 'static) = unsafe { core::mem::transmute(dynf as *mut dyn FnMut()) };
+            crate::sys::tls::busy_add(1);
+            let r = native::to_native(Request::Run { f });
+            crate::sys::tls::busy_add(-1);
+            r
+        };
+        if r == Resume::Restored {
+            // Resumed from a checkpoint taken during the call: call again.
+            continue;
+        }
+        match out {
+            Some(Ok(v)) => return v,
+            Some(Err(p)) => std::panic::resume_unwind(p),
+            None => crate::sys::fatal("crthreads: a blocking call was answered without running"),
+        }
     }
 }
 
@@ -195,18 +264,21 @@ pub(crate) fn checkpoint_from_thread() -> crate::error::Result<crate::ckpt::Stat
     let i = native::slot().expect("a persistent thread");
     // SAFETY: the slot's cover ticket is written by its native side, on this OS thread.
     let ticket = unsafe { *native::NATIVES[i].cover.get() };
+    let out = if r == Resume::Restored {
+        // This process was restored (or rolled back) from the very checkpoint the call asked for.
+        Ok(crate::ckpt::Stats { seq: coord::resumed_from(), restored: true, ..Default::default() })
+    } else {
+        // Still busy: the outcome ring's lock must not be held by a preempted thread.
+        match coord::outcome(ticket).result {
+            Some(r) => r,
+            None => Err(crate::error::Error::Unsupported {
+                what: "this checkpoint's outcome".into(),
+                why: "more than 64 attempts finished since; it is no longer known".into(),
+            }),
+        }
+    };
     crate::sys::tls::busy_add(-1);
-    if r == Resume::Restored {
-        // This process was restored from the very checkpoint the call asked for.
-        return Ok(crate::ckpt::Stats::default());
-    }
-    match coord::outcome(ticket).result {
-        Some(r) => r,
-        None => Err(crate::error::Error::Unsupported {
-            what: "this checkpoint's outcome".into(),
-            why: "more than 64 attempts finished since; it is no longer known".into(),
-        }),
-    }
+    out
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -304,8 +376,17 @@ where
 /// Creates the record and stack of a new thread running `body`. Returns its slot and
 /// generation.
 fn create(body: Body, stack: Option<usize>, name: Option<&str>, main: bool) -> std::io::Result<(usize, u32)> {
+    if !coord::active() {
+        return Err(std::io::Error::other(
+            "persistent threads run only in a program started through crthreads::main (and not in \
+             a child it forked): use std::thread here",
+        ));
+    }
     let table = native::table();
-    let (slot, generation) = table.alloc(main).ok_or_else(|| {
+    // A slot freed by an exiting thread is reused only once its OS thread let go of it (the
+    // gatherer reads the OS thread's state by slot).
+    let usable = |i: usize| native::NATIVES[i].state.load(Ordering::SeqCst) == native::NONE;
+    let (slot, generation) = table.alloc(main, usable).ok_or_else(|| {
         std::io::Error::other(format!("too many persistent threads (at most {})", table::MAX_THREADS))
     })?;
     let size = stack.unwrap_or(DEFAULT_STACK).max(MIN_STACK).next_multiple_of(PAGE) + PAGE;
@@ -549,18 +630,21 @@ pub(crate) fn rollback_from_thread() -> crate::error::Result<u64> {
     let i = native::slot().expect("a persistent thread");
     // SAFETY: the slot's ticket is written by its native side, on this OS thread.
     let ticket = unsafe { *native::NATIVES[i].cover.get() };
+    let out = if r == Resume::Restored {
+        // Rolled back (or restored) to a checkpoint taken while this very call was parked.
+        Ok(coord::resumed_from())
+    } else {
+        // Still busy: as in `checkpoint_from_thread`.
+        match coord::outcome(ticket).result {
+            Some(Err(e)) => Err(e),
+            Some(Ok(_)) | None => Err(crate::error::Error::Unsupported {
+                what: "this rollback's outcome".into(),
+                why: "it is no longer known".into(),
+            }),
+        }
+    };
     crate::sys::tls::busy_add(-1);
-    if r == Resume::Restored {
-        // Rolled back to a checkpoint taken while this very call was parked.
-        return Ok(0);
-    }
-    match coord::outcome(ticket).result {
-        Some(Err(e)) => Err(e),
-        Some(Ok(_)) | None => Err(crate::error::Error::Unsupported {
-            what: "this rollback's outcome".into(),
-            why: "it is no longer known".into(),
-        }),
-    }
+    out
 }
 
 /// Rolls every persistent thread back (the coordinator, with every thread parked): gives the
@@ -592,8 +676,14 @@ pub(crate) fn rollback_all(roll: impl FnOnce() -> crate::error::Result<u64>) -> 
             return Err(e);
         }
     };
-    // The table is the checkpoint's now.
+    // The table is the checkpoint's now. OS threads whose thread it does not hold retire;
+    // decided here, while nobody runs, so that a thread spawned into such a slot after the
+    // rollback is never mistaken for theirs.
     stacks(true);
+    for (i, n) in native::NATIVES.iter().enumerate() {
+        let live = table.rec(i).state.load(Ordering::SeqCst) == LIVE;
+        n.retire.store(!live && n.state.load(Ordering::SeqCst) != native::NONE, Ordering::SeqCst);
+    }
     for i in table.live() {
         if native::NATIVES[i].state.load(Ordering::SeqCst) == native::NONE {
             start_os_thread(i, Resume::Restored).unwrap_or_else(|e| {

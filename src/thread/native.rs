@@ -14,11 +14,8 @@
 //!
 //! While the region side is switched out its stack is frozen and its context saved in its
 //! record: the thread is *safe*, and a checkpoint may copy it. [`leave_safe`] is the only way
-//! back, and it waits while a checkpoint gathers or commits. The handshake with the gatherer is
-//! Dekker's: the thread publishes `RUNNING` and then reads the phase, the gatherer publishes
-//! `GATHERING` and then reads the thread's state (all `SeqCst`), so at least one of them sees
-//! the other, and a thread that saw a checkpoint coming goes back to `SAFE` without having
-//! done anything.
+//! back, and it waits while a checkpoint gathers or commits: the handshake with the gatherer
+//! is in [`super::handshake`] (Dekker's, modelled by the loom tests).
 //!
 //! The region side runs on whichever OS thread resumes it: in a restored process, a new one.
 //! So region-side code reads its per-thread state from thread-local memory after every switch,
@@ -26,19 +23,15 @@
 #![allow(unsafe_code)] // Context switches, per-thread records in static memory.
 
 use core::cell::UnsafeCell;
-use core::sync::atomic::{AtomicI32, AtomicU32, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, AtomicUsize, Ordering};
 
 use super::arch::{Context, switch};
 use super::coord;
 use super::table::{MAX_THREADS, Table};
 use crate::sys::{futex, tls};
 
-/// No OS thread serves this slot.
-pub(crate) const NONE: u32 = 0;
-/// The region side is switched out: the thread is at a safepoint.
-pub(crate) const SAFE: u32 = 1;
-/// The region side runs (or is about to).
-pub(crate) const RUNNING: u32 = 2;
+pub(crate) use super::handshake::{NONE, RUNNING, SAFE};
+use coord::HS;
 
 /// What the region side asks of the native side when it switches out.
 #[derive(Clone, Copy, Debug)]
@@ -52,6 +45,9 @@ pub(crate) enum Request {
     Park,
     /// Roll every thread back to the last checkpoint (see [`crate::rollback`]).
     Rollback,
+    /// Run this closure on the native side, the thread counting as parked meanwhile (see
+    /// [`super::blocking`]). It lives in the region side's frame, which waits for the answer.
+    Run { f: *mut (dyn FnMut() + 'static) },
     /// The thread's body returned: retire the OS thread.
     Exit,
 }
@@ -87,6 +83,9 @@ pub(crate) struct Native {
     pub(crate) waiting_on: AtomicUsize,
     /// The last rollback generation the native side noticed while serving a `Wait`.
     pub(crate) seen: AtomicU32,
+    /// Set by a rollback (while every thread is parked) when the checkpoint holds no thread in
+    /// this slot: the OS thread retires when it next leaves its safepoint.
+    pub(crate) retire: AtomicBool,
 }
 
 // SAFETY: the cells are only touched by the OS thread that serves the slot (both sides of a
@@ -103,6 +102,7 @@ const EMPTY: Native = Native {
     cover: UnsafeCell::new(coord::Ticket::NONE),
     waiting_on: AtomicUsize::new(0),
     seen: AtomicU32::new(0),
+    retire: AtomicBool::new(false),
 };
 
 /// The OS sides of all slots (volatile: a restored process starts with none).
@@ -141,21 +141,9 @@ pub(crate) fn to_native(req: Request) -> Resume {
 }
 
 /// Blocks the native side until no checkpoint is under way, then marks the thread running
-/// (the handshake in the module docs).
+/// (the handshake in `handshake`).
 fn leave_safe(n: &Native) {
-    loop {
-        let phase = coord::phase();
-        if phase != coord::IDLE {
-            coord::wait_phase(phase);
-            continue;
-        }
-        n.state.store(RUNNING, Ordering::SeqCst);
-        if coord::phase() == coord::IDLE {
-            return;
-        }
-        n.state.store(SAFE, Ordering::SeqCst);
-        coord::safe_changed();
-    }
+    HS.leave_safe(&n.state);
 }
 
 /// Runs the persistent thread in slot `i` on the calling OS thread until it exits, resuming it
@@ -175,21 +163,20 @@ pub(crate) fn run(i: usize, first: Resume) {
     unsafe { *n.resume.get() = first };
     // The rollback generation this thread's region side last ran in.
     let mut generation = coord::rollbacks();
-    n.state.store(SAFE, Ordering::SeqCst);
-    coord::safe_changed();
+    HS.enter_safe(&n.state);
     let table = coord::table();
     loop {
         leave_safe(n);
         if coord::rollbacks() != generation {
             // Rolled back while parked: the region side to resume is the checkpoint's.
-            if table.rec(i).state.load(Ordering::Acquire) != super::table::LIVE {
-                // The thread did not exist at the checkpoint: this OS thread retires.
-                n.state.store(NONE, Ordering::SeqCst);
-                coord::safe_changed();
+            crate::heap::forget_cache();
+            if n.retire.swap(false, Ordering::SeqCst) {
+                // The thread did not exist at the checkpoint (decided by the rollback): this OS
+                // thread retires, its cache forgotten (the checkpoint's owner may hold it now).
                 tls::set_native(0);
+                HS.retire(&n.state);
                 return;
             }
-            crate::heap::forget_cache();
             // This OS thread may have parked inside the preemption handler, which is abandoned
             // now with the preemption signal still blocked.
             super::preempt::unblock();
@@ -202,8 +189,7 @@ pub(crate) fn run(i: usize, first: Resume) {
         // The region side stopped: its stack is frozen now. No rollback can happen before
         // this thread is published safe, so the generation read here is the region side's.
         generation = coord::rollbacks();
-        n.state.store(SAFE, Ordering::SeqCst);
-        coord::safe_changed();
+        HS.enter_safe(&n.state);
         // SAFETY: written by the region side just before it switched out, on this OS thread.
         let req = unsafe { *n.request.get() };
         let answer = match req {
@@ -232,15 +218,26 @@ pub(crate) fn run(i: usize, first: Resume) {
                 Resume::Attempted
             }
             Request::Park => Resume::Woken,
+            Request::Run { f } => {
+                // Allocations in it are volatile and frees take the heap's locks (which a
+                // commit holds): it cannot change the heap's metadata under a checkpoint.
+                // SAFETY: the closure lives in the parked region side's frame, which only
+                // resumes after this answer; it catches its own panics.
+                crate::heap::internal(|| unsafe { (*f)() });
+                Resume::Woken
+            }
             Request::Exit => {
                 leave_safe(n);
                 if coord::rollbacks() != generation {
                     // Rolled back before the exit took effect: the top of the loop decides.
                     continue;
                 }
+                if i == 0 {
+                    // The main thread returns: the program is ending.
+                    coord::stop();
+                }
                 super::finish(table, i);
-                n.state.store(NONE, Ordering::SeqCst);
-                coord::safe_changed();
+                HS.retire(&n.state);
                 tls::set_native(0);
                 return;
             }
@@ -278,7 +275,7 @@ pub(crate) fn running() -> impl Iterator<Item = usize> {
 
 /// Whether every OS thread serving a persistent thread is at a safepoint.
 pub(crate) fn all_safe() -> bool {
-    NATIVES.iter().all(|n| n.state.load(Ordering::SeqCst) != RUNNING)
+    HS.all_safe(NATIVES.iter().map(|n| &n.state))
 }
 
 /// How many persistent threads have an OS thread now.

@@ -17,7 +17,10 @@
 //!
 //! A build must succeed without warnings. A program must print a line ending in `at step <n>`
 //! on stderr when it starts (`n` = where its work resumes), its result on stdout at the end, and
-//! checkpoint often enough to be killed between checkpoints ([`MIN_CHECKPOINTS`]).
+//! checkpoint often enough to be killed between checkpoints ([`MIN_CHECKPOINTS`]). A program
+//! that resumes as a whole (its threads carry on where they were, through `crthreads::main`)
+//! says `… at step 0` when it starts fresh and `… resumed from checkpoint <seq>` when restored;
+//! `seq` must be the last checkpoint its killed predecessor committed.
 //!
 //! Each program runs once to completion in a fresh checkpoint directory (its stdout is the
 //! expected result), then in another fresh directory it is killed with SIGKILL [`KILLS`] times,
@@ -133,7 +136,22 @@ fn check_example(ex: &Example, rng: &mut Rng) -> Result<(), String> {
         let label = format!("run{n}");
         let out = run(ex, &built, tmp.path(), &label, &ckpt, kill)?;
         let what = format!("{name}, run {n} (after {n} kills)");
-        let step = out.start_step(&what)?;
+        let resumed = out.resumed_from();
+        // A whole-program resume has no step of its own: its position is the checkpoint it
+        // resumed from (which must lie past where the killed run started, as a step must).
+        let step = match (resumed, prev) {
+            (Some(seq), Some((_, prev_seq))) => {
+                // The last checkpoint seen, or one committed just before the kill whose
+                // statistics line was not written.
+                if seq != prev_seq && seq != prev_seq + 1 {
+                    problems.push(format!(
+                        "{what}: resumed from checkpoint {seq}, but the killed run's last was {prev_seq}"
+                    ));
+                }
+                seq
+            }
+            _ => out.start_step(&what)?,
+        };
         if out.seqs.windows(2).any(|w| w[1] != w[0] + 1) {
             problems.push(format!("{what}: checkpoints not consecutive: {:?}", out.seqs));
         }

@@ -242,6 +242,14 @@ impl Outcome {
                 )
             })
     }
+    /// The checkpoint a program that resumes as a whole (threads included, through
+    /// `crthreads::main`) said it resumed from (`… resumed from checkpoint <seq>` on stderr).
+    pub fn resumed_from(&self) -> Option<u64> {
+        self.stderr.lines().find_map(|l| {
+            let (_, rest) = l.split_once("resumed from checkpoint ")?;
+            rest.split(|c: char| !c.is_ascii_digit()).next()?.parse().ok()
+        })
+    }
     pub fn killed(&self) -> bool {
         self.status.signal() == Some(libc::SIGKILL)
     }
