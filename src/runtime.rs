@@ -825,6 +825,11 @@ pub(crate) fn rollback_memory(rt: &Runtime) -> Result<u64> {
 /// it was parked instead (`f` is not called again). Returns `f`'s value; a panic in the main
 /// thread continues in the caller.
 ///
+/// Memory allocated before this call is not persistent (crthreads starts here), so `f` must
+/// not capture it: capture plain values and allocate inside `f`. A restored `f` still holds
+/// the pointers of the run that wrote the checkpoint, and dropping them frees whatever the new
+/// process keeps at those addresses.
+///
 /// ```no_run
 /// #[global_allocator]
 /// static A: crthreads::CrAlloc = crthreads::CrAlloc;

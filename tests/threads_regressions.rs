@@ -52,11 +52,13 @@ fn printer(lines: u64) -> u64 {
 }
 
 fn child_printer() {
-    let mode = std::env::var("MODE").unwrap();
+    // The closure captures plain values only: memory allocated before `crthreads::main` is not
+    // persistent, and a restored closure holding it would free the new process's block twice.
+    let rollback = std::env::var("MODE").unwrap() == "rollback";
     let lines: u64 = std::env::var("LINES").unwrap().parse().unwrap();
     let r = crthreads::main(move || {
         let p = crthreads::thread::spawn(move || printer(lines));
-        if mode == "rollback" {
+        if rollback {
             crthreads::thread::sleep(Duration::from_millis(20));
             crthreads::checkpoint().unwrap();
             if ROLLED.load(Ordering::SeqCst) == 0 {
