@@ -67,9 +67,10 @@ demo:
 	$(TARGET_DIR)/release/examples/demo $(TARGET_DIR)/release/examples/kmeans --points 200000 --k 16 --iters 40 --seed 7 --threads 4
 
 # Medians against baselines measured in the same run (glibc malloc, raw page protection,
-# pwrite bandwidth).
+# pwrite bandwidth, std threads and locks).
 bench:
 	$(CARGO) build --release -p crthreads-benches
+	$(CARGO) build --release --examples
 	$(TARGET_DIR)/release/malloc
 	$(TARGET_DIR)/release/large
 	$(TARGET_DIR)/release/sparse
@@ -78,6 +79,7 @@ bench:
 	$(TARGET_DIR)/release/cmalloc
 	$(TARGET_DIR)/release/track
 	$(TARGET_DIR)/release/ckpt
+	$(TARGET_DIR)/release/examples-bench
 
 # Coverage-guided fuzzing (needs `cargo install cargo-fuzz`; RUSTC_BOOTSTRAP=1 lets stable rustc
 # take the sanitizer flags). New inputs go to fuzz/target/corpus; the committed fuzz/corpus seeds
