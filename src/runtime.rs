@@ -825,10 +825,10 @@ pub(crate) fn rollback_memory(rt: &Runtime) -> Result<u64> {
 /// it was parked instead (`f` is not called again). Returns `f`'s value; a panic in the main
 /// thread continues in the caller.
 ///
-/// Memory allocated before this call is not persistent (crthreads starts here), so `f` must
-/// not capture it: capture plain values and allocate inside `f`. A restored `f` still holds
-/// the pointers of the run that wrote the checkpoint, and dropping them frees whatever the new
-/// process keeps at those addresses.
+/// The heap becomes persistent here: memory allocated before this call (a `String` from
+/// `std::env::args`, say) is volatile, and a restored run has none of it. So `f` must not
+/// capture values that own such memory; read arguments and the environment inside `f`.
+/// (Freeing such a pointer after a restore stops the program with a message saying this.)
 ///
 /// ```no_run
 /// #[global_allocator]

@@ -52,13 +52,12 @@ fn printer(lines: u64) -> u64 {
 }
 
 fn child_printer() {
-    // The closure captures plain values only: memory allocated before `crthreads::main` is not
-    // persistent, and a restored closure holding it would free the new process's block twice.
-    let rollback = std::env::var("MODE").unwrap() == "rollback";
-    let lines: u64 = std::env::var("LINES").unwrap().parse().unwrap();
     let r = crthreads::main(move || {
+        // Read inside: what is allocated before crthreads::main is not persistent.
+        let mode = std::env::var("MODE").unwrap();
+        let lines: u64 = std::env::var("LINES").unwrap().parse().unwrap();
         let p = crthreads::thread::spawn(move || printer(lines));
-        if rollback {
+        if mode == "rollback" {
             crthreads::thread::sleep(Duration::from_millis(20));
             crthreads::checkpoint().unwrap();
             if ROLLED.load(Ordering::SeqCst) == 0 {
