@@ -11,9 +11,10 @@
 //! round, and times each from start to exit; every run must print the same `result` line.
 //!
 //! Reported per example: the median wall time of each variant over `--rounds` rounds (at least
-//! 3) with its fastest and slowest round, the crthreads/std ratios of the medians, and from `CRTHREADS_STATS` the checkpoints per second and the
-//! median time an attempt took to gather the threads (`gather_us`) and to write its checkpoint
-//! (`duration_us`), with the share of the run they add up to.
+//! 3) with its fastest and slowest round, the crthreads/std ratios of the medians, and from
+//! `CRTHREADS_STATS` the checkpoints per second and the median time an attempt took to gather
+//! the threads (`gather_us`) and to write its checkpoint (`duration_us`), with the share of the
+//! run they add up to.
 //!
 //! ```text
 //! cargo build --release --examples && cargo run --release -p crthreads-benches --bin examples-bench
@@ -37,9 +38,9 @@ mod tsp;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use crthreads_benches::{arg, median, temp_dir};
+use crthreads_benches::{TempDir, Watchdog, arg, median, stats};
 
 /// The examples, with the small arguments of `--quick`.
 const EXAMPLES: &[(&str, &[&str])] = &[
@@ -77,16 +78,17 @@ const VARIANTS: [Variant; 3] = [Variant::Std, Variant::EveryRelease, Variant::In
 struct Sample {
     secs: f64,
     result: String,
-    /// Checkpoint statistics lines (crthreads variants).
-    stats: Vec<String>,
+    /// The checkpoints it committed (crthreads variants).
+    stats: Vec<stats::Line>,
 }
 
+/// A run longer than this is killed and fails the benchmark.
+const LIMIT: Duration = Duration::from_secs(600);
+
 /// Runs one variant of `name` once.
-fn run_once(v: Variant, name: &str, args: &[&str], examples: &Path, round: usize) -> Sample {
-    let dir = temp_dir(&format!("{name}-{round}"));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("create the benchmark's directory");
-    let stats = dir.join("stats.jsonl");
+fn run_once(v: Variant, name: &str, args: &[&str], examples: &Path) -> Sample {
+    let dir = TempDir::new(name);
+    let stats_path = dir.join("stats.jsonl");
     let mut cmd = match v {
         Variant::Std => {
             let mut c = Command::new(std::env::current_exe().expect("current_exe"));
@@ -100,7 +102,7 @@ fn run_once(v: Variant, name: &str, args: &[&str], examples: &Path, round: usize
                     c.env_remove(k);
                 }
             }
-            c.env("CRTHREADS_DIR", dir.join("ckpt")).env("CRTHREADS_STATS", &stats);
+            c.env("CRTHREADS_DIR", dir.join("ckpt")).env("CRTHREADS_STATS", &stats_path);
             match v {
                 Variant::Interval => c.env("CRTHREADS_POLICY", "interval").env("CRTHREADS_INTERVAL", "1"),
                 _ => c.env("CRTHREADS_POLICY", "every-release"),
@@ -110,16 +112,17 @@ fn run_once(v: Variant, name: &str, args: &[&str], examples: &Path, round: usize
     };
     cmd.args(args).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
     let t = Instant::now();
-    let out = cmd.output().expect("run an example");
+    let child = cmd.spawn().expect("run an example");
+    let dog = Watchdog::new(child.id(), LIMIT);
+    let out = child.wait_with_output().expect("wait for an example");
     let secs = t.elapsed().as_secs_f64();
+    assert!(!dog.fired(), "{name} ({}) ran longer than {LIMIT:?}", label(v));
     let stdout = String::from_utf8_lossy(&out.stdout);
     let result = stdout.lines().last().and_then(|l| l.strip_prefix("result ")).map(str::to_string);
     let Some(result) = result.filter(|_| out.status.success()) else {
         panic!("{name} ({}) failed: {}\n{}", label(v), out.status, String::from_utf8_lossy(&out.stderr));
     };
-    let stats = std::fs::read_to_string(&stats).unwrap_or_default().lines().map(str::to_string).collect();
-    let _ = std::fs::remove_dir_all(&dir);
-    Sample { secs, result, stats }
+    Sample { secs, result, stats: stats::read(&stats_path) }
 }
 
 fn label(v: Variant) -> &'static str {
@@ -137,17 +140,6 @@ fn spread(samples: &[Sample]) -> String {
     format!("[{lo:.3}..{hi:.3}]")
 }
 
-/// A number field of a statistics line.
-fn field(line: &str, key: &str) -> f64 {
-    let pat = format!("\"{key}\":");
-    line.find(&pat)
-        .and_then(|at| {
-            let s = &line[at + pat.len()..];
-            s[..s.find([',', '}']).unwrap_or(s.len())].parse().ok()
-        })
-        .unwrap_or(f64::NAN)
-}
-
 /// Checkpoints per second, median gather and write times, and their share of the run, over
 /// the samples of one variant.
 fn checkpoint_figures(samples: &[Sample]) -> String {
@@ -159,7 +151,7 @@ fn checkpoint_figures(samples: &[Sample]) -> String {
         rate.push(s.stats.len() as f64 / s.secs);
         let mut total_us = 0.0;
         for l in &s.stats {
-            let (g, d) = (field(l, "gather_us"), field(l, "duration_us"));
+            let (g, d) = (l.gather_us as f64, l.duration_us as f64);
             gather.push(g);
             write.push(d);
             total_us += g + d;
@@ -207,7 +199,7 @@ fn main() -> ExitCode {
         for r in 0..rounds {
             for k in 0..VARIANTS.len() {
                 let i = (r + k) % VARIANTS.len();
-                samples[i].push(run_once(VARIANTS[i], name, args, &examples, r));
+                samples[i].push(run_once(VARIANTS[i], name, args, &examples));
             }
         }
         let expected = &samples[0][0].result;
