@@ -66,16 +66,18 @@ loom:
 	RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS=2 CARGO_TARGET_DIR=$(TARGET_DIR)/loom \
 		$(CARGO) test -p crthreads-loom-tests --release
 
-# K-means, killed with SIGKILL at random moments and resumed until it completes; its result
-# must equal an uninterrupted run's, and no resumed run may start over.
+# K-means on four persistent threads, killed with SIGKILL at random moments and resumed until it
+# completes; its result must equal an uninterrupted run's, and no resumed run may start over.
 demo:
 	$(CARGO) build --release --example kmeans --example demo
-	$(TARGET_DIR)/release/examples/demo $(TARGET_DIR)/release/examples/kmeans --points 200000 --k 16 --iters 40 --seed 7
+	$(TARGET_DIR)/release/examples/demo $(TARGET_DIR)/release/examples/kmeans --points 200000 --k 16 --iters 40 --seed 7 --threads 4
 
 # Medians against baselines measured in the same run (glibc malloc, std and glibc mutexes, raw
-# page protection, pwrite bandwidth, a plain-pthreads stop-the-world, pread of the image).
+# page protection, pwrite bandwidth, a plain-pthreads stop-the-world, pread of the image, the
+# examples on std threads and locks).
 bench:
 	$(CARGO) build --release -p crthreads-benches
+	$(CARGO) build --release --examples
 	$(TARGET_DIR)/release/malloc
 	$(TARGET_DIR)/release/large
 	$(TARGET_DIR)/release/sparse
@@ -87,6 +89,7 @@ bench:
 	$(TARGET_DIR)/release/ckpt
 	$(TARGET_DIR)/release/latency
 	$(TARGET_DIR)/release/restore
+	$(TARGET_DIR)/release/examples-bench
 
 # Coverage-guided fuzzing (needs `cargo install cargo-fuzz`; RUSTC_BOOTSTRAP=1 lets stable rustc
 # take the sanitizer flags). New inputs go to fuzz/target/corpus; the committed fuzz/corpus seeds

@@ -313,11 +313,7 @@ fn attempt() {
     let n = C.attempt.fetch_add(1, Ordering::SeqCst) + 1;
     let rollback = C.rollback_wanted.swap(false, Ordering::SeqCst);
     if C.stopped.load(Ordering::SeqCst) {
-        let e = crate::error::Error::Unsupported {
-            what: "a checkpoint after the main thread returned".into(),
-            why: "the program is ending; its last checkpoint stays as it was".into(),
-        };
-        publish(n, Err(e));
+        publish(n, Err(after_stop()));
         return;
     }
     C.due.store(true, Ordering::SeqCst);
@@ -325,7 +321,14 @@ fn attempt() {
     let t0 = now_ns();
     let gathered = gather(t0);
     let gather_ns = now_ns() - t0;
-    let result = if gathered && rollback {
+    // Read again once gathered: the main thread may have returned while this attempt gathered
+    // (its side retired, so it no longer held the attempt up). `stop` runs on the main
+    // thread's OS thread while its side is running, before it retires; once every side was
+    // seen safe or retired, either the main side is safe and cannot leave before this attempt
+    // is over, or it retired and its `stop` is visible here (both SeqCst).
+    let result = if gathered && C.stopped.load(Ordering::SeqCst) {
+        Err(after_stop())
+    } else if gathered && rollback {
         HS.commit();
         C.group.swap(0, Ordering::SeqCst);
         super::rollback_all(|| match ROLL.get() {
@@ -379,6 +382,14 @@ fn attempt() {
     };
     crate::failpoint::hit("before-resume", C.committed.load(Ordering::Relaxed));
     publish(n, result);
+}
+
+/// The refusal of an attempt once the main thread returned (see [`stop`]).
+fn after_stop() -> crate::error::Error {
+    crate::error::Error::Unsupported {
+        what: "a checkpoint after the main thread returned".into(),
+        why: "the program is ending; its last checkpoint stays as it was".into(),
+    }
 }
 
 /// Records attempt `n`'s outcome, ends it and wakes everyone waiting for it.
