@@ -19,6 +19,9 @@
 //!   access but a progress word): it can only be stopped by preemption. It is checkpointed and
 //!   killed three times mid-loop, and its result must equal an uninterrupted run's. The
 //!   statistics file shows that each of those checkpoints parked both threads.
+//! - **Spawning during a restore.** A thread that spawns as soon as it is resumed, while the
+//!   restore still starts the checkpoint's other 300 threads, gets threads that run once each
+//!   (the restore once started the new threads a second time, as if they were the checkpoint's).
 //!
 //! Children run with the `manual` policy: each checkpoint is asked for by the child, which
 //! prints `ready` and waits to be killed; the parent kills it at that line and runs it again.
@@ -678,12 +681,92 @@ fn registers_survive_preemption_and_kills() {
     }
 }
 
+// ---------------------------------------------------------------------------------------------
+// Spawning while a restore still resumes threads.
+
+/// Threads parked in the checkpoint, besides the spawner (a restore takes a while to start
+/// them all again).
+const PARKED: usize = 300;
+/// Threads the spawner starts right after the restore.
+const SPAWNED: usize = 4;
+
+fn child_respawn() {
+    crthreads::hooks::after_restore(on_restore).unwrap();
+    let r = crthreads::main(|| {
+        let runs = Arc::new(AtomicU64::new(0));
+        // The spawner has the lowest slot: a restore resumes it first, and it spawns at once
+        // (it waits for the restore, not for the main thread), while the restore is still
+        // starting the threads of the higher slots.
+        // The new threads live until the main thread resumes, after every thread of the
+        // checkpoint was started again.
+        let after = Arc::new(crthreads::sync::Barrier::new(SPAWNED + 1));
+        let spawner = {
+            let (runs, after) = (runs.clone(), after.clone());
+            crthreads::thread::spawn(move || {
+                while RESTORED.load(Ordering::SeqCst) == 0 {
+                    crthreads::thread::sleep(Duration::from_millis(1));
+                }
+                let hs: Vec<_> = (0..SPAWNED)
+                    .map(|_| {
+                        let (runs, after) = (runs.clone(), after.clone());
+                        crthreads::thread::spawn(move || {
+                            runs.fetch_add(1, Ordering::SeqCst);
+                            after.wait();
+                        })
+                    })
+                    .collect();
+                hs.into_iter().for_each(|h| h.join().unwrap());
+            })
+        };
+        // Blocked without using the CPU, so that nothing slows the spawner down.
+        let barrier = Arc::new(crthreads::sync::Barrier::new(PARKED + 1));
+        let parked: Vec<_> = (0..PARKED)
+            .map(|_| {
+                let b = barrier.clone();
+                crthreads::thread::Builder::new()
+                    .stack_size(crthreads::thread::MIN_STACK)
+                    .spawn(move || {
+                        b.wait();
+                    })
+                    .unwrap()
+            })
+            .collect();
+        let s = crthreads::checkpoint().unwrap();
+        if !s.restored {
+            say(&format!("ready parked seq={}", s.seq));
+            loop {
+                crthreads::thread::sleep(Duration::from_secs(3600));
+            }
+        }
+        barrier.wait();
+        after.wait();
+        spawner.join().unwrap();
+        parked.into_iter().for_each(|h| h.join().unwrap());
+        say(&format!("result runs={}", runs.load(Ordering::SeqCst)));
+    });
+    r.unwrap();
+}
+
+/// A thread that spawns as soon as a restore resumes it must not make the restore resume the
+/// new thread too (as if it were in the checkpoint): each new thread runs once, on its own
+/// stack.
+fn threads_spawned_while_a_restore_resumes_threads_run_once() {
+    for round in 0..4 {
+        let tracker = ["uffd", "mprotect"][round % 2];
+        let t = TempDir::new("respawn");
+        let runs = rounds("respawn", t.path(), tracker, &[]);
+        assert_eq!(runs.len(), 2, "[{tracker}] one kill, one restore");
+        assert_eq!(lines(&runs, "result "), [format!("result runs={SPAWNED}")], "[{tracker}] round {round}");
+    }
+}
+
 fn main() {
     match role().as_deref() {
         Some("canary") => return child_canary(),
         Some("deep") => return child_deep(),
         Some("fp") => return child_fp(),
         Some("regs") => return child_regs(),
+        Some("respawn") => return child_respawn(),
         Some(r) => panic!("unknown role {r}"),
         None => {}
     }
@@ -695,5 +778,9 @@ fn main() {
         ),
         ("floating_point_modes_survive_kills", floating_point_modes_survive_kills),
         ("registers_survive_preemption_and_kills", registers_survive_preemption_and_kills),
+        (
+            "threads_spawned_while_a_restore_resumes_threads_run_once",
+            threads_spawned_while_a_restore_resumes_threads_run_once,
+        ),
     ]);
 }
