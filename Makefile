@@ -6,7 +6,8 @@ TARGET_DIR ?= $(if $(CARGO_TARGET_DIR),$(CARGO_TARGET_DIR),target)
 FUZZ_SECONDS ?= 300
 FUZZ_TARGETS := store_decode heap_ops
 
-.PHONY: all build lib test lint loom demo bench fuzz install uninstall clean
+.PHONY: all build lib test lint loom demo bench fuzz install uninstall clean \
+	c-examples c-examples-plain c-examples-linked
 
 all: build
 
@@ -16,6 +17,33 @@ build:
 # libcrthreads.so and libcrthreads.a in $(TARGET_DIR)/release
 lib:
 	$(CARGO) build -p crthreads-cabi --release
+
+# The C example programs (examples/c/, plain pthreads and libc), each built twice:
+# $(C_EXAMPLES_DIR)/NAME-plain with -pthread (glibc's threads), and $(C_EXAMPLES_DIR)/NAME
+# linked with -lcrthreads against $(C_LIB_DIR)/libcrthreads.so, found at run time through an
+# rpath. libcrthreads comes first among the program's libraries, so its exports take precedence
+# over libc's. The C suite (cabi/tests/c_examples.rs) builds them with these same rules.
+C_EXAMPLES := counter tsp kmeans gradient_descent prodcons
+C_EXAMPLES_DIR ?= $(TARGET_DIR)/c-examples
+C_LIB_DIR ?= $(TARGET_DIR)/release
+C_EXAMPLES_CFLAGS := -std=c11 -O2 -g -Wall -Wextra -Werror -fstack-protector-strong
+C_EXAMPLES_PLAIN := $(C_EXAMPLES:%=$(C_EXAMPLES_DIR)/%-plain)
+C_EXAMPLES_LINKED := $(C_EXAMPLES:%=$(C_EXAMPLES_DIR)/%)
+
+c-examples: lib
+	$(MAKE) --no-print-directory c-examples-plain c-examples-linked
+
+c-examples-plain: $(C_EXAMPLES_PLAIN)
+
+c-examples-linked: $(C_EXAMPLES_LINKED)
+
+$(C_EXAMPLES_PLAIN): $(C_EXAMPLES_DIR)/%-plain: examples/c/%.c examples/c/example.h
+	@mkdir -p $(@D)
+	$(CC) $(C_EXAMPLES_CFLAGS) -pthread $< -o $@
+
+$(C_EXAMPLES_LINKED): $(C_EXAMPLES_DIR)/%: examples/c/%.c examples/c/example.h $(C_LIB_DIR)/libcrthreads.so
+	@mkdir -p $(@D)
+	$(CC) $(C_EXAMPLES_CFLAGS) $< -o $@ -L$(C_LIB_DIR) -Wl,-rpath,$(abspath $(C_LIB_DIR)) -lcrthreads
 
 lint:
 	$(CARGO) fmt --all -- --check

@@ -15,8 +15,8 @@
 //!   and before [`crate::init`] returns, with the restored checkpoint's sequence number: the
 //!   place to reopen files and sockets the checkpoint could not carry.
 //!
-//! A hook must not take a lock a persistent thread might hold, and must not call
-//! [`crate::checkpoint`] (refused with [`crate::Error::Reentered`]).
+//! A hook must not take a lock a persistent thread might hold; [`crate::checkpoint`] and
+//! [`crate::rollback`] called from a hook are refused with [`crate::Error::Reentered`].
 
 #![allow(unsafe_code)] // Function pointers kept as words, for registration without allocation.
 
@@ -50,6 +50,16 @@ impl List {
     }
 
     fn each(&self, mut call: impl FnMut(usize)) {
+        // Hooks run as part of the runtime: a checkpoint asked for inside one is refused, and
+        // the thread is not preempted meanwhile.
+        struct Busy;
+        impl Drop for Busy {
+            fn drop(&mut self) {
+                crate::sys::tls::busy_add(-1);
+            }
+        }
+        crate::sys::tls::busy_add(1);
+        let _busy = Busy;
         for s in &self.0 {
             let f = s.load(Ordering::Acquire);
             if f != 0 {

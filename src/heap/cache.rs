@@ -152,7 +152,7 @@ impl Ctx {
             // Acquire: pairs with the Release in `release_cache`, so the previous owner's
             // writes to the cache are visible before we use it.
             if owner.load(Ordering::Relaxed) == 0
-                && owner.compare_exchange(0, 1, Ordering::Acquire, Ordering::Relaxed).is_ok()
+                && owner.compare_exchange(0, owner_token(), Ordering::Acquire, Ordering::Relaxed).is_ok()
             {
                 found = c;
                 break;
@@ -185,18 +185,21 @@ impl Ctx {
 
     /// Marks cache `c` free; its objects stay in it for the next thread that claims it.
     ///
-    /// This is one store on purpose. It runs at thread exit, whose timing the program does not
-    /// control, so it may run while a checkpoint copies the heap: a single word changes, and a
-    /// checkpoint sees the cache either owned or free, both consistent (restore frees every
-    /// cache anyway). Draining the bins into the central lists instead would leave a window in
-    /// which a checkpoint could capture an object both in a bin and in a central list.
+    /// This is one atomic operation on purpose. It runs at thread exit, whose timing the
+    /// program does not control, so it may run while a checkpoint copies the heap: a single
+    /// word changes, and a checkpoint sees the cache either owned or free, both consistent
+    /// (restore frees every cache anyway). Draining the bins into the central lists instead
+    /// would leave a window in which a checkpoint could capture an object both in a bin and in
+    /// a central list. The owner word holds the claiming thread's id, and only that thread
+    /// frees it: after a rollback gave the cache to another thread, a late release by the old
+    /// owner (its exit hook) changes nothing.
     ///
     /// # Safety
-    /// The calling thread owns `c` and stops using it.
+    /// The calling thread claimed `c` and stops using it.
     pub(crate) unsafe fn release_cache(c: *mut Cache) {
-        // SAFETY: the caller owns the cache; `owner` is an atomic.
+        // SAFETY: `c` is a cache of the live heap; `owner` is an atomic.
         // Release: publishes the bins to the next claimer (its Acquire CAS).
-        unsafe { (*c).owner.store(0, Ordering::Release) };
+        let _ = unsafe { &(*c).owner }.compare_exchange(owner_token(), 0, Ordering::Release, Ordering::Relaxed);
     }
 
     /// Refills bin `cls` of cache `c` from the central list and pops one object.
@@ -293,6 +296,11 @@ unsafe extern "C" fn release_on_exit(p: *mut libc::c_void) {
         // SAFETY: this thread owns `p` and is exiting.
         unsafe { Ctx::release_cache(p) };
     }
+}
+
+/// The calling thread's mark in a cache's owner word: its kernel thread id (never 0).
+fn owner_token() -> u32 {
+    crate::sys::thread::gettid() as u32
 }
 
 /// Forgets the calling thread's cache without giving it back: the heap was rolled back in

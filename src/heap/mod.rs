@@ -344,9 +344,12 @@ pub fn malloc(size: usize) -> *mut u8 {
             if c.is_null() {
                 return core::ptr::null_mut();
             }
+            // Not preemptible meanwhile: a thread parked mid-pop and resumed after a restore
+            // would finish the pop on a cache that is no longer its own.
+            crate::sys::tls::busy_add(1);
             // SAFETY: a non-null cache pointer is a cache this thread owns in the live heap;
             // class_of returns a class below NCLASSES.
-            unsafe {
+            let h = unsafe {
                 let b = (*c).bins.get_unchecked_mut(cls);
                 let h = b.head;
                 if !h.is_null() {
@@ -355,7 +358,9 @@ pub fn malloc(size: usize) -> *mut u8 {
                     touch(h, cls);
                 }
                 h.cast::<u8>()
-            }
+            };
+            crate::sys::tls::busy_add(-1);
+            h
         });
         if !p.is_null() {
             return p;
@@ -505,12 +510,15 @@ pub unsafe fn free(p: *mut u8) {
                 if c.is_null() {
                     return false;
                 }
+                // Not preemptible meanwhile (as in `malloc`).
+                crate::sys::tls::busy_add(1);
                 // SAFETY: the heap is live (heap_len != 0) and `c` is this thread's cache.
                 unsafe {
                     if cache::push(c, cls, p.cast()) {
                         ctx_unchecked().flush_bin(c, cls);
                     }
                 }
+                crate::sys::tls::busy_add(-1);
                 true
             });
             if done {

@@ -143,3 +143,38 @@ pub(crate) fn parallel(extra: usize, work: &(dyn Fn() + Sync)) -> bool {
     }
     mine && !s.failed.load(Ordering::Relaxed)
 }
+
+/// Whether thread `tid` of this process is asleep in the kernel (`S` or `D` in
+/// `/proc/self/task/<tid>/stat`), read with raw system calls. Allocates nothing. `false` if it
+/// cannot be told.
+pub(crate) fn asleep_in_kernel(tid: i32) -> bool {
+    let mut path = [0u8; 48];
+    let prefix = b"/proc/self/task/";
+    path[..prefix.len()].copy_from_slice(prefix);
+    let mut at = prefix.len();
+    let mut digits = [0u8; 12];
+    let (mut n, mut k) = (tid as u32, 0);
+    loop {
+        digits[k] = b'0' + (n % 10) as u8;
+        k += 1;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    while k > 0 {
+        k -= 1;
+        path[at] = digits[k];
+        at += 1;
+    }
+    path[at..at + 6].copy_from_slice(b"/stat\0");
+    let Ok(path) = core::ffi::CStr::from_bytes_until_nul(&path) else { return false };
+    let mut buf = [0u8; 128];
+    let Ok(n) = super::fs::read_into_stack(path, &mut buf) else { return false };
+    // "<tid> (<comm>) <state> ...": the state follows the last ')'.
+    let line = &buf[..n];
+    match line.iter().rposition(|&c| c == b')') {
+        Some(p) => matches!(line.get(p + 2), Some(b'S' | b'D')),
+        None => false,
+    }
+}

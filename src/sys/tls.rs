@@ -126,7 +126,11 @@ pub(crate) fn busy_add(d: i32) {
     // volatile access: the thread's own signal handler reads it between any two instructions.
     unsafe {
         let p = block().add(BUSY_OFF) as *mut u32;
+        // The count must be raised before the work it guards and lowered after it, as the
+        // thread's own signal handler sees them: no compiler reordering across it.
+        core::sync::atomic::compiler_fence(core::sync::atomic::Ordering::SeqCst);
         p.write_volatile(p.read_volatile().wrapping_add_signed(d));
+        core::sync::atomic::compiler_fence(core::sync::atomic::Ordering::SeqCst);
     }
 }
 

@@ -40,6 +40,9 @@ pub(crate) static HS: Handshake = Handshake::new();
 
 /// How long an attempt may take to gather every thread before it is abandoned.
 const GATHER_LIMIT_NS: u64 = 500_000_000;
+/// The shortest limit: after attempts in a row were abandoned (a thread stays blocked outside
+/// crthreads), each next one waits a quarter as long, down to this, until one commits.
+const GATHER_LIMIT_MIN_NS: u64 = 10_000_000;
 /// How often a thread that is still running is signalled again while gathering.
 const RESIGNAL_NS: u64 = 2_000_000;
 
@@ -88,6 +91,11 @@ struct Coord {
     rollback_wanted: AtomicBool,
     /// Rollbacks done in this process (the generation native sides compare).
     rollbacks: AtomicU32,
+    /// The current gathering limit, ns (see `GATHER_LIMIT_MIN_NS`).
+    limit_ns: AtomicU64,
+    /// The main thread returned: the program is ending, and no checkpoint may record a state
+    /// without it (a restore would run the program's main logic again).
+    stopped: AtomicBool,
     policy_ms: AtomicU64,
     every_release: AtomicBool,
     /// The thread table (its base address), once threads run.
@@ -105,6 +113,8 @@ static C: Coord = Coord {
     group: AtomicU64::new(0),
     rollback_wanted: AtomicBool::new(false),
     rollbacks: AtomicU32::new(0),
+    stopped: AtomicBool::new(false),
+    limit_ns: AtomicU64::new(GATHER_LIMIT_NS),
     policy_ms: AtomicU64::new(0),
     every_release: AtomicBool::new(false),
     table: AtomicUsize::new(0),
@@ -166,8 +176,12 @@ pub(crate) fn wait_for_attempt(t: &mut Ticket, rollback: bool) {
     // The thread is safe already. An attempt still gathering will include it; otherwise the
     // next one will. (A rollback asked for while one gathers is served by the next attempt:
     // the one gathering already chose what it does.)
+    // The phase first: an attempt bumps its number before it starts gathering, so a phase
+    // seen `GATHERING` belongs to the number read next or an earlier one (never to an attempt
+    // already over when the number is read).
+    let gathering = HS.phase() == GATHERING;
     let cur = C.attempt.load(Ordering::SeqCst);
-    let want = if !rollback && HS.phase() == GATHERING { cur } else { cur + 1 };
+    let want = if !rollback && gathering { cur } else { cur + 1 };
     if want > cur {
         request();
     }
@@ -240,12 +254,34 @@ pub(crate) fn start(
     // Release: the table is usable before anyone sees threads mode on.
     C.table.store(table_base, Ordering::Release);
     crate::heap::events::set_allocation_check(super::check_allocator);
+    extern "C" fn nothing() {}
+    crate::sys::proc::at_fork(nothing, nothing, forked_child);
     extern "C" fn body(_: *mut libc::c_void) -> *mut libc::c_void {
         super::quiet();
         crate::heap::internal(coordinator_loop)
     }
     crate::sys::thread::spawn_raw(body, core::ptr::null_mut(), 256 << 10)
         .map_err(|e| crate::error::Error::os("pthread_create (checkpoint coordinator)", e))
+}
+
+/// The main thread is returning (called on its OS thread while it still counts as running, so
+/// no attempt can commit before this): no checkpoint is taken from now on.
+pub(crate) fn stop() {
+    C.stopped.store(true, Ordering::SeqCst);
+    C.every_release.store(false, Ordering::SeqCst);
+    C.due.store(false, Ordering::SeqCst);
+}
+
+/// In a child forked by a persistent thread: no coordinator runs here, and the child is a plain
+/// process that never checkpoints. Threads mode is off, so its locks and waits never park, and
+/// the forking thread, which carries on on its (copied) persistent stack, is no persistent
+/// thread any more.
+extern "C" fn forked_child() {
+    C.table.store(0, Ordering::SeqCst);
+    C.due.store(false, Ordering::SeqCst);
+    C.every_release.store(false, Ordering::SeqCst);
+    HS.reset_in_child();
+    crate::sys::tls::set_native(0);
 }
 
 fn coordinator_loop() -> ! {
@@ -276,6 +312,14 @@ fn interval_ns() -> Option<u64> {
 fn attempt() {
     let n = C.attempt.fetch_add(1, Ordering::SeqCst) + 1;
     let rollback = C.rollback_wanted.swap(false, Ordering::SeqCst);
+    if C.stopped.load(Ordering::SeqCst) {
+        let e = crate::error::Error::Unsupported {
+            what: "a checkpoint after the main thread returned".into(),
+            why: "the program is ending; its last checkpoint stays as it was".into(),
+        };
+        publish(n, Err(e));
+        return;
+    }
     C.due.store(true, Ordering::SeqCst);
     HS.begin();
     let t0 = now_ns();
@@ -289,6 +333,8 @@ fn attempt() {
             None => Err(crate::error::Error::NotInitialised),
         })
         .map(|seq| {
+            // The coordinator's own cache (used by hooks) is free in the checkpoint.
+            crate::heap::forget_cache();
             set_resumed_from(seq);
             C.rollbacks.fetch_add(1, Ordering::SeqCst);
             native::wake_waiters(C.rollbacks.load(Ordering::SeqCst));
@@ -331,6 +377,12 @@ fn attempt() {
         crate::heap::program(|| crate::hooks::run_after(Err(&e)));
         Err(e)
     };
+    crate::failpoint::hit("before-resume", C.committed.load(Ordering::Relaxed));
+    publish(n, result);
+}
+
+/// Records attempt `n`'s outcome, ends it and wakes everyone waiting for it.
+fn publish(n: u64, result: crate::error::Result<crate::ckpt::Stats>) {
     {
         let mut o = OUTCOMES.lock().unwrap_or_else(|p| p.into_inner());
         if o.len() >= 64 {
@@ -338,7 +390,6 @@ fn attempt() {
         }
         o.push((n, Outcome { result: Some(result) }));
     }
-    crate::failpoint::hit("before-resume", C.committed.load(Ordering::Relaxed));
     C.due.store(C.every_release.load(Ordering::Relaxed), Ordering::SeqCst);
     C.done_full.store(n, Ordering::SeqCst);
     C.done.fetch_add(1, Ordering::SeqCst);
@@ -349,19 +400,27 @@ fn attempt() {
 /// Waits until every persistent thread is safe, preempting the running ones; `false` if that
 /// takes longer than the limit.
 fn gather(t0: u64) -> bool {
+    let limit = C.limit_ns.load(Ordering::Relaxed);
     let mut last_signal = 0;
     loop {
         let seen = HS.changes();
         if native::all_safe() {
+            C.limit_ns.store(GATHER_LIMIT_NS, Ordering::Relaxed);
             return true;
         }
         let now = now_ns();
-        if now - t0 > GATHER_LIMIT_NS {
+        if now - t0 > limit {
+            C.limit_ns.store((limit / 4).max(GATHER_LIMIT_MIN_NS), Ordering::Relaxed);
             return false;
         }
         if now - last_signal >= RESIGNAL_NS {
             for i in native::running() {
-                super::preempt::poke(i);
+                // A thread asleep in the kernel runs no code of its own to preempt (it is inside
+                // libc): a signal would only interrupt its call, and some calls (poll, sleep)
+                // return EINTR to the program.
+                if !super::preempt::asleep_in_kernel(i) {
+                    super::preempt::poke(i);
+                }
             }
             last_signal = now;
         }

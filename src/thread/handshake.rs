@@ -130,6 +130,12 @@ impl Handshake {
         self.phase.store(COMMITTING, Ordering::SeqCst);
     }
 
+    /// In a forked child, where no coordinator runs: back to `IDLE` without waking anyone
+    /// (the child has one thread).
+    pub fn reset_in_child(&self) {
+        self.phase.store(IDLE, Ordering::SeqCst);
+    }
+
     /// Ends the attempt (committed or abandoned) and lets the threads go.
     pub fn finish(&self) {
         self.phase.store(IDLE, Ordering::SeqCst);

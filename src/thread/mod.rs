@@ -31,6 +31,15 @@
 //! [`JoinHandle::join`], [`sleep`]), or when the coordinator preempts it with a signal while it
 //! runs the program's own code at depth 0 (`preempt`). After a restore, a thread resumes from
 //! that safepoint: a blocking call returns as a spurious wake-up, a release returns normally.
+//! A call that blocks outside crthreads can be made a safepoint with [`blocking`]: it runs on the
+//! native side while the thread counts as parked, and is repeated after a restore.
+//!
+//! # Rollback
+//!
+//! [`crate::rollback`] parks every thread as for a checkpoint, reads the checkpoint back into
+//! the region in place, and lets every native side resume the region side it finds in its
+//! record (a generation number tells them a rollback happened): threads of the checkpoint that
+//! have no OS thread get one, OS threads whose thread did not exist then retire.
 #![allow(unsafe_code)] // Context switches and raw thread records.
 
 pub(crate) mod arch;
@@ -40,6 +49,7 @@ pub mod handshake;
 pub(crate) mod native;
 pub(crate) mod park;
 pub(crate) mod preempt;
+mod symbols;
 pub(crate) mod table;
 
 use core::sync::atomic::{AtomicU32, Ordering};
@@ -116,6 +126,13 @@ pub fn sleep(d: Duration) {
             break;
         }
     }
+}
+
+/// Whether the preemption handler may park a thread interrupted at `pc` (the program's own
+/// code, not the runtime's; see the `preempt` module). Meaningful once threads run; for tests.
+#[doc(hidden)]
+pub fn preemptible_address(pc: usize) -> bool {
+    preempt::preemptible(pc)
 }
 
 /// Offers a checkpoint that is due a chance to take this thread (a safepoint at lock depth 0),
@@ -247,18 +264,21 @@ pub(crate) fn checkpoint_from_thread() -> crate::error::Result<crate::ckpt::Stat
     let i = native::slot().expect("a persistent thread");
     // SAFETY: the slot's cover ticket is written by its native side, on this OS thread.
     let ticket = unsafe { *native::NATIVES[i].cover.get() };
-    crate::sys::tls::busy_add(-1);
-    if r == Resume::Restored {
+    let out = if r == Resume::Restored {
         // This process was restored (or rolled back) from the very checkpoint the call asked for.
-        return Ok(crate::ckpt::Stats { seq: coord::resumed_from(), restored: true, ..Default::default() });
-    }
-    match coord::outcome(ticket).result {
-        Some(r) => r,
-        None => Err(crate::error::Error::Unsupported {
-            what: "this checkpoint's outcome".into(),
-            why: "more than 64 attempts finished since; it is no longer known".into(),
-        }),
-    }
+        Ok(crate::ckpt::Stats { seq: coord::resumed_from(), restored: true, ..Default::default() })
+    } else {
+        // Still busy: the outcome ring's lock must not be held by a preempted thread.
+        match coord::outcome(ticket).result {
+            Some(r) => r,
+            None => Err(crate::error::Error::Unsupported {
+                what: "this checkpoint's outcome".into(),
+                why: "more than 64 attempts finished since; it is no longer known".into(),
+            }),
+        }
+    };
+    crate::sys::tls::busy_add(-1);
+    out
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -356,8 +376,17 @@ where
 /// Creates the record and stack of a new thread running `body`. Returns its slot and
 /// generation.
 fn create(body: Body, stack: Option<usize>, name: Option<&str>, main: bool) -> std::io::Result<(usize, u32)> {
+    if !coord::active() {
+        return Err(std::io::Error::other(
+            "persistent threads run only in a program started through crthreads::main (and not in \
+             a child it forked): use std::thread here",
+        ));
+    }
     let table = native::table();
-    let (slot, generation) = table.alloc(main).ok_or_else(|| {
+    // A slot freed by an exiting thread is reused only once its OS thread let go of it (the
+    // gatherer reads the OS thread's state by slot).
+    let usable = |i: usize| native::NATIVES[i].state.load(Ordering::SeqCst) == native::NONE;
+    let (slot, generation) = table.alloc(main, usable).ok_or_else(|| {
         std::io::Error::other(format!("too many persistent threads (at most {})", table::MAX_THREADS))
     })?;
     let size = stack.unwrap_or(DEFAULT_STACK).max(MIN_STACK).next_multiple_of(PAGE) + PAGE;
@@ -601,18 +630,21 @@ pub(crate) fn rollback_from_thread() -> crate::error::Result<u64> {
     let i = native::slot().expect("a persistent thread");
     // SAFETY: the slot's ticket is written by its native side, on this OS thread.
     let ticket = unsafe { *native::NATIVES[i].cover.get() };
-    crate::sys::tls::busy_add(-1);
-    if r == Resume::Restored {
+    let out = if r == Resume::Restored {
         // Rolled back (or restored) to a checkpoint taken while this very call was parked.
-        return Ok(coord::resumed_from());
-    }
-    match coord::outcome(ticket).result {
-        Some(Err(e)) => Err(e),
-        Some(Ok(_)) | None => Err(crate::error::Error::Unsupported {
-            what: "this rollback's outcome".into(),
-            why: "it is no longer known".into(),
-        }),
-    }
+        Ok(coord::resumed_from())
+    } else {
+        // Still busy: as in `checkpoint_from_thread`.
+        match coord::outcome(ticket).result {
+            Some(Err(e)) => Err(e),
+            Some(Ok(_)) | None => Err(crate::error::Error::Unsupported {
+                what: "this rollback's outcome".into(),
+                why: "it is no longer known".into(),
+            }),
+        }
+    };
+    crate::sys::tls::busy_add(-1);
+    out
 }
 
 /// Rolls every persistent thread back (the coordinator, with every thread parked): gives the
@@ -644,8 +676,14 @@ pub(crate) fn rollback_all(roll: impl FnOnce() -> crate::error::Result<u64>) -> 
             return Err(e);
         }
     };
-    // The table is the checkpoint's now.
+    // The table is the checkpoint's now. OS threads whose thread it does not hold retire;
+    // decided here, while nobody runs, so that a thread spawned into such a slot after the
+    // rollback is never mistaken for theirs.
     stacks(true);
+    for (i, n) in native::NATIVES.iter().enumerate() {
+        let live = table.rec(i).state.load(Ordering::SeqCst) == LIVE;
+        n.retire.store(!live && n.state.load(Ordering::SeqCst) != native::NONE, Ordering::SeqCst);
+    }
     for i in table.live() {
         if native::NATIVES[i].state.load(Ordering::SeqCst) == native::NONE {
             start_os_thread(i, Resume::Restored).unwrap_or_else(|e| {

@@ -23,7 +23,7 @@
 #![allow(unsafe_code)] // Context switches, per-thread records in static memory.
 
 use core::cell::UnsafeCell;
-use core::sync::atomic::{AtomicI32, AtomicU32, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, AtomicUsize, Ordering};
 
 use super::arch::{Context, switch};
 use super::coord;
@@ -83,6 +83,9 @@ pub(crate) struct Native {
     pub(crate) waiting_on: AtomicUsize,
     /// The last rollback generation the native side noticed while serving a `Wait`.
     pub(crate) seen: AtomicU32,
+    /// Set by a rollback (while every thread is parked) when the checkpoint holds no thread in
+    /// this slot: the OS thread retires when it next leaves its safepoint.
+    pub(crate) retire: AtomicBool,
 }
 
 // SAFETY: the cells are only touched by the OS thread that serves the slot (both sides of a
@@ -99,6 +102,7 @@ const EMPTY: Native = Native {
     cover: UnsafeCell::new(coord::Ticket::NONE),
     waiting_on: AtomicUsize::new(0),
     seen: AtomicU32::new(0),
+    retire: AtomicBool::new(false),
 };
 
 /// The OS sides of all slots (volatile: a restored process starts with none).
@@ -165,13 +169,14 @@ pub(crate) fn run(i: usize, first: Resume) {
         leave_safe(n);
         if coord::rollbacks() != generation {
             // Rolled back while parked: the region side to resume is the checkpoint's.
-            if table.rec(i).state.load(Ordering::Acquire) != super::table::LIVE {
-                // The thread did not exist at the checkpoint: this OS thread retires.
-                HS.retire(&n.state);
+            crate::heap::forget_cache();
+            if n.retire.swap(false, Ordering::SeqCst) {
+                // The thread did not exist at the checkpoint (decided by the rollback): this OS
+                // thread retires, its cache forgotten (the checkpoint's owner may hold it now).
                 tls::set_native(0);
+                HS.retire(&n.state);
                 return;
             }
-            crate::heap::forget_cache();
             // This OS thread may have parked inside the preemption handler, which is abandoned
             // now with the preemption signal still blocked.
             super::preempt::unblock();
@@ -226,6 +231,10 @@ pub(crate) fn run(i: usize, first: Resume) {
                 if coord::rollbacks() != generation {
                     // Rolled back before the exit took effect: the top of the loop decides.
                     continue;
+                }
+                if i == 0 {
+                    // The main thread returns: the program is ending.
+                    coord::stop();
                 }
                 super::finish(table, i);
                 HS.retire(&n.state);

@@ -77,6 +77,12 @@ pub(crate) fn unblock() {
     }
 }
 
+/// Whether the OS thread serving slot `i` is asleep in a system call (state `S` or `D`).
+pub(crate) fn asleep_in_kernel(i: usize) -> bool {
+    let tid = NATIVES[i].tid.load(Ordering::Relaxed);
+    tid > 0 && ost::asleep_in_kernel(tid)
+}
+
 /// Sends the preemption signal to the OS thread serving slot `i`.
 pub(crate) fn poke(i: usize) {
     let tid = NATIVES[i].tid.load(Ordering::Relaxed);
@@ -139,7 +145,7 @@ extern "C" fn on_preempt(_sig: libc::c_int, _info: *mut libc::siginfo_t, ctx: *m
 }
 
 /// Whether the handler may park a thread interrupted at `pc`.
-fn preemptible(pc: usize) -> bool {
+pub(crate) fn preemptible(pc: usize) -> bool {
     let Some(c) = CODE.get() else { return false };
     let inside = |v: &[(usize, usize)]| {
         let k = v.partition_point(|&(a, _)| a <= pc);
@@ -148,9 +154,9 @@ fn preemptible(pc: usize) -> bool {
     inside(&c.allow) && !inside(&c.deny)
 }
 
-/// The executable's own code, minus the functions of the standard library, crthreads and the
-/// allocator's entry points (from its symbol table); nothing if it has no symbol table and is a
-/// Rust program.
+/// The executable's own code, minus the runtime's functions (the standard library, crthreads,
+/// the allocator shims and the crates they use: see `symbols`); nothing if it has no symbol
+/// table and is a Rust program.
 fn code_ranges() -> Code {
     let (bias, allow) = executable_segments();
     let (deny, symbols, rust) = denied_functions(bias);
@@ -201,14 +207,8 @@ fn denied_functions(bias: usize) -> (Vec<(usize, usize)>, bool, bool) {
     let Some(syms) = crate::sys::elf::function_symbols(&img) else { return (deny, false, true) };
     for (name, value, size) in syms {
         let n = name.as_bytes();
-        let denied = n.starts_with(b"_ZN3std")
-            || n.starts_with(b"_ZN9crthreads")
-            || n.starts_with(b"__rust")
-            || n.starts_with(b"_ZN4core9panicking")
-            || n.starts_with(b"_Unwind")
-            || n.starts_with(b"rust_");
-        rust |= n.starts_with(b"_ZN3std") || n.starts_with(b"_ZN4core");
-        if denied && size > 0 {
+        rust |= super::symbols::is_rust(n);
+        if size > 0 && super::symbols::is_runtime(n) {
             deny.push((bias + value as usize, bias + (value + size) as usize));
         }
     }

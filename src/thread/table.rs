@@ -127,14 +127,15 @@ impl Table {
         self.rec(i) as *const ThreadRec as *mut ThreadRec
     }
 
-    /// Takes a free slot (slot 0 only for the main thread) and marks it live with `flags`.
-    /// Returns the slot and its new generation, or `None` if every slot is taken.
-    pub(crate) fn alloc(&self, main: bool) -> Option<(usize, u32)> {
+    /// Takes a free slot (slot 0 only for the main thread) for which `usable` holds (the
+    /// caller's test that no OS thread still serves it) and marks it live. Returns the slot and
+    /// its new generation, or `None` if every slot is taken.
+    pub(crate) fn alloc(&self, main: bool, usable: impl Fn(usize) -> bool) -> Option<(usize, u32)> {
         ALLOC.with(|| {
             let range = if main { 0..1 } else { 1..MAX_THREADS };
             for i in range {
                 let r = self.rec(i);
-                if r.state.load(Ordering::Relaxed) == FREE {
+                if r.state.load(Ordering::Relaxed) == FREE && usable(i) {
                     let g = r.generation.load(Ordering::Relaxed).wrapping_add(1);
                     r.generation.store(g, Ordering::Relaxed);
                     r.flags.store(if main { MAIN } else { 0 }, Ordering::Relaxed);

@@ -1,6 +1,7 @@
-//! What the drivers of the C programs in `tests/c/` (`c_suite.rs`, `seed_api.rs`, `hardening.rs`)
-//! share: finding the built library, compiling a program for one link mode, and running it with a
-//! clean environment and a time limit.
+//! What the drivers of the C programs (`c_suite.rs`, `seed_api.rs`, `hardening.rs` for the
+//! programs in `tests/c/`, `c_examples.rs` for the examples) share: finding the built library,
+//! compiling a program for one link mode, and running it with a clean environment and a time
+//! limit.
 //!
 //! The library is not built here (cargo does not build `cdylib`s for integration tests, and
 //! building inside a test would make runs depend on build state): `make lib` builds it first,
@@ -40,6 +41,9 @@ pub enum Link {
     Shared,
     /// `libcrthreads.a` linked in.
     Static,
+    /// Plain C without crthreads at all (glibc's malloc and threads): the reference runs.
+    #[allow(dead_code)] // only the examples' driver compares against plain runs
+    Plain,
 }
 
 impl fmt::Display for Link {
@@ -48,6 +52,7 @@ impl fmt::Display for Link {
             Link::Preload => "preload",
             Link::Shared => "shared",
             Link::Static => "static",
+            Link::Plain => "plain",
         })
     }
 }
@@ -114,7 +119,7 @@ impl Program {
             .arg("-o")
             .arg(&exe);
         match link {
-            Link::Preload => {}
+            Link::Preload | Link::Plain => {}
             Link::Shared => {
                 cmd.arg("-L").arg(&lib).arg(format!("-Wl,-rpath,{}", lib.display())).arg("-lcrthreads");
             }
@@ -136,13 +141,23 @@ impl Program {
         Program { name, link, lib, exe, tmp, limit }
     }
 
+    /// A program whose executable the caller builds at `path(exe)`, in the program's fresh
+    /// temporary directory (the examples' driver builds it there with `make`).
+    #[allow(dead_code)] // only the examples' driver builds its programs itself
+    pub fn to_build(name: &'static str, link: Link, exe: &str, limit: Duration) -> Program {
+        let tmp = TempDir::new(&format!("{name}-{link}"));
+        let exe = tmp.0.join(exe);
+        Program { name, link, lib: lib_dir(), exe, tmp, limit }
+    }
+
     /// A path inside this program's temporary directory.
     pub fn path(&self, name: &str) -> PathBuf {
         self.tmp.0.join(name)
     }
 
     /// Starts the program with `args` and a clean environment plus `env` (which must name
-    /// `CRTHREADS_DIR`). `label` names the run in messages and its output files.
+    /// `CRTHREADS_DIR`, unless the program is [`Link::Plain`]). `label` names the run in
+    /// messages and its output files.
     pub fn start(&self, label: &str, args: &[&str], env: &[(&str, &str)]) -> Run {
         self.start_with(label, args, env, |_| {})
     }
@@ -156,7 +171,10 @@ impl Program {
         env: &[(&str, &str)],
         adjust: impl FnOnce(&mut Command),
     ) -> Run {
-        assert!(env.iter().any(|(k, _)| *k == "CRTHREADS_DIR"), "every run gets its own CRTHREADS_DIR");
+        assert!(
+            self.link == Link::Plain || env.iter().any(|(k, _)| *k == "CRTHREADS_DIR"),
+            "every run gets its own CRTHREADS_DIR"
+        );
         let out_path = self.path(&format!("{label}.stdout"));
         let err_path = self.path(&format!("{label}.stderr"));
         let mut cmd = Command::new(&self.exe);
