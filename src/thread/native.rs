@@ -164,6 +164,10 @@ pub(crate) fn run(i: usize, first: Resume) {
     // The rollback generation this thread's region side last ran in.
     let mut generation = coord::rollbacks();
     HS.enter_safe(&n.state);
+    if i == 0 {
+        // The main thread (started last after a restore) is parked: checkpoints may begin.
+        coord::ready();
+    }
     let table = coord::table();
     loop {
         leave_safe(n);
