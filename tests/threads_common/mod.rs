@@ -93,6 +93,14 @@ impl Running {
         }
     }
 
+    /// A line printed so far for which `pred` holds, without waiting for more.
+    pub fn seen_line(&mut self, pred: impl Fn(&str) -> bool) -> Option<String> {
+        while let Ok(l) = self.lines.try_recv() {
+            self.seen.push(l);
+        }
+        self.seen.iter().find(|l| pred(l)).cloned()
+    }
+
     /// The child's pid.
     pub fn pid(&self) -> i32 {
         self.child.id() as i32
@@ -187,4 +195,10 @@ pub fn say(line: &str) {
         assert!(n > 0, "write to stdout failed: {}", std::io::Error::last_os_error());
         off += n as usize;
     }
+}
+
+/// How much longer than by default the crash tests run (`CRT_SOAK`, a multiplier; 1 if unset):
+/// more cases, rounds and kills, for a soak.
+pub fn soak() -> u64 {
+    std::env::var("CRT_SOAK").ok().and_then(|v| v.parse().ok()).filter(|&n| n >= 1).unwrap_or(1)
 }
