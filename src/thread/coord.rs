@@ -132,6 +132,10 @@ static C: Coord = Coord {
     ready: AtomicU32::new(0),
 };
 
+/// How many times this process reached the failpoint stages `gathered` and `before-resume`
+/// (a thread stage's `@n` is its n-th time; only the coordinator thread counts).
+static STAGE_HITS: [AtomicU64; 2] = [AtomicU64::new(0), AtomicU64::new(0)];
+
 /// Outcomes of recent attempts, by attempt number modulo the ring's length.
 static OUTCOMES: Mutex<Vec<(u64, Outcome)>> = Mutex::new(Vec::new());
 
@@ -369,7 +373,7 @@ fn attempt() {
         })
     } else if gathered {
         HS.commit();
-        crate::failpoint::hit("gathered", C.committed.load(Ordering::Relaxed) + 1);
+        crate::failpoint::hit("gathered", STAGE_HITS[0].fetch_add(1, Ordering::Relaxed) + 1);
         let group = C.group.swap(0, Ordering::SeqCst);
         crate::heap::program(crate::hooks::run_before);
         let stacks = super::parked_stacks();
@@ -403,7 +407,7 @@ fn attempt() {
         crate::heap::program(|| crate::hooks::run_after(Err(&e)));
         Err(e)
     };
-    crate::failpoint::hit("before-resume", C.committed.load(Ordering::Relaxed));
+    crate::failpoint::hit("before-resume", STAGE_HITS[1].fetch_add(1, Ordering::Relaxed) + 1);
     publish(n, result);
 }
 
