@@ -1,4 +1,5 @@
 # Thin wrappers over cargo. `make demo` runs the main demo; `make test` runs every test.
+# `make build` builds everything, the `crthreads` command included ($(TARGET_DIR)/release/crthreads).
 CARGO ?= cargo
 PREFIX ?= /usr/local
 FEATURES := --features crthreads/failpoints
@@ -6,7 +7,7 @@ TARGET_DIR ?= $(if $(CARGO_TARGET_DIR),$(CARGO_TARGET_DIR),target)
 FUZZ_SECONDS ?= 300
 FUZZ_TARGETS := store_decode heap_ops
 
-.PHONY: all build lib test lint loom demo bench fuzz install uninstall clean \
+.PHONY: all build lib bin test lint loom demo bench fuzz install uninstall clean \
 	c-examples c-examples-plain c-examples-linked
 
 all: build
@@ -17,6 +18,11 @@ build:
 # libcrthreads.so and libcrthreads.a in $(TARGET_DIR)/release
 lib:
 	$(CARGO) build -p crthreads-cabi --release
+
+# The `crthreads` command in $(TARGET_DIR)/release (it finds libcrthreads.so next to itself, or
+# in ../lib once installed).
+bin:
+	$(CARGO) build -p crthreads --release --bin crthreads
 
 # The C example programs (examples/c/, plain pthreads and libc), each built twice:
 # $(C_EXAMPLES_DIR)/NAME-plain with -pthread (glibc's threads), and $(C_EXAMPLES_DIR)/NAME
@@ -66,18 +72,21 @@ demo:
 	$(CARGO) build --release --example kmeans --example demo
 	$(TARGET_DIR)/release/examples/demo $(TARGET_DIR)/release/examples/kmeans --points 200000 --k 16 --iters 40 --seed 7
 
-# Medians against baselines measured in the same run (glibc malloc, raw page protection,
-# pwrite bandwidth).
+# Medians against baselines measured in the same run (glibc malloc, std and glibc mutexes, raw
+# page protection, pwrite bandwidth, a plain-pthreads stop-the-world, pread of the image).
 bench:
 	$(CARGO) build --release -p crthreads-benches
 	$(TARGET_DIR)/release/malloc
 	$(TARGET_DIR)/release/large
 	$(TARGET_DIR)/release/sparse
 	$(TARGET_DIR)/release/mutex
+	$(TARGET_DIR)/release/lockcost
 	$(MAKE) lib
 	$(TARGET_DIR)/release/cmalloc
 	$(TARGET_DIR)/release/track
 	$(TARGET_DIR)/release/ckpt
+	$(TARGET_DIR)/release/latency
+	$(TARGET_DIR)/release/restore
 
 # Coverage-guided fuzzing (needs `cargo install cargo-fuzz`; RUSTC_BOOTSTRAP=1 lets stable rustc
 # take the sanitizer flags). New inputs go to fuzz/target/corpus; the committed fuzz/corpus seeds
@@ -89,8 +98,9 @@ fuzz:
 	    -max_total_time=$(FUZZ_SECONDS)) || exit 1; \
 	done
 
-install: lib
-	install -d $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig
+install: lib bin
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig
+	install -m 755 $(TARGET_DIR)/release/crthreads $(DESTDIR)$(PREFIX)/bin/
 	install -m 755 $(TARGET_DIR)/release/libcrthreads.so $(DESTDIR)$(PREFIX)/lib/
 	install -m 644 $(TARGET_DIR)/release/libcrthreads.a $(DESTDIR)$(PREFIX)/lib/
 	install -m 644 cabi/include/checkpoint_restore.h $(DESTDIR)$(PREFIX)/include/
@@ -98,7 +108,7 @@ install: lib
 		cabi/crthreads.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/crthreads.pc
 
 uninstall:
-	rm -f $(DESTDIR)$(PREFIX)/lib/libcrthreads.so $(DESTDIR)$(PREFIX)/lib/libcrthreads.a \
+	rm -f $(DESTDIR)$(PREFIX)/bin/crthreads $(DESTDIR)$(PREFIX)/lib/libcrthreads.so $(DESTDIR)$(PREFIX)/lib/libcrthreads.a \
 		$(DESTDIR)$(PREFIX)/include/checkpoint_restore.h $(DESTDIR)$(PREFIX)/lib/pkgconfig/crthreads.pc
 
 clean:

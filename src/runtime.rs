@@ -812,6 +812,11 @@ pub(crate) fn rollback_memory(rt: &Runtime) -> Result<u64> {
 /// it was parked instead (`f` is not called again). Returns `f`'s value; a panic in the main
 /// thread continues in the caller.
 ///
+/// The heap becomes persistent here: memory allocated before this call (a `String` from
+/// `std::env::args`, say) is volatile, and a restored run has none of it. So `f` must not
+/// capture values that own such memory; read arguments and the environment inside `f`.
+/// (Freeing such a pointer after a restore stops the program with a message saying this.)
+///
 /// ```no_run
 /// #[global_allocator]
 /// static A: crthreads::CrAlloc = crthreads::CrAlloc;

@@ -55,9 +55,10 @@ fn printer(lines: u64) -> u64 {
 }
 
 fn child_printer() {
-    let mode = std::env::var("MODE").unwrap();
-    let lines: u64 = std::env::var("LINES").unwrap().parse().unwrap();
     let r = crthreads::main(move || {
+        // Read inside: what is allocated before crthreads::main is not persistent.
+        let mode = std::env::var("MODE").unwrap();
+        let lines: u64 = std::env::var("LINES").unwrap().parse().unwrap();
         let p = crthreads::thread::spawn(move || printer(lines));
         if mode == "rollback" {
             crthreads::thread::sleep(Duration::from_millis(20));
@@ -137,7 +138,10 @@ fn child_respawn() {
                     }
                 }));
             }
-            crthreads::thread::sleep(Duration::from_millis(20));
+            // At once, the OS threads of some are still starting: the rollback must retire
+            // them too, and a spawn after it must not share their slots.
+            let pause: u64 = std::env::var("PAUSE_MS").unwrap().parse().unwrap();
+            crthreads::thread::sleep(Duration::from_millis(pause));
             ROLLED.store(1, Ordering::SeqCst);
             let e = crthreads::rollback();
             panic!("rollback returned {e:?}");
@@ -159,15 +163,17 @@ fn child_respawn() {
 }
 
 fn threads_spawned_after_a_rollback_run_once() {
-    for round in 0..20 {
+    for round in 0..24 {
         let t = TempDir::new("respawn");
-        let c = child("respawn")
-            .env("CRTHREADS_DIR", t.join("ck"))
+        let mut c = child("respawn");
+        c.env("CRTHREADS_DIR", t.join("ck"))
             .env("CRTHREADS_POLICY", "manual")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
+            .env("PAUSE_MS", if round % 2 == 0 { "20" } else { "0" });
+        if round % 4 == 3 && crthreads::failpoint::ENABLED {
+            // Every OS thread slow to start: the rollback comes before any of them ran.
+            c.env("CRTHREADS_FAILPOINT_START_DELAY_MS", "30");
+        }
+        let c = c.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
         let (st, hung, out, err) = output(c, Duration::from_secs(60));
         assert!(!hung && st.success(), "[round {round}] {st:?}\n{out}\n{err}");
         assert_eq!(out.trim(), format!("starts {K}"), "[round {round}] {err}");

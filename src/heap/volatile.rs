@@ -149,6 +149,16 @@ unsafe fn header(p: *mut u8) -> (usize, usize) {
 pub unsafe fn free(p: *mut u8) {
     // SAFETY: forwarded.
     let (word, back) = unsafe { header(p) };
+    if word & BIG == 0 && (!(MIN_SHIFT..=MAX_SHIFT).contains(&word) || back >= 1 << word) {
+        // Not a header this allocator wrote. The likely cause: a pointer kept across a restore
+        // into memory allocated before crthreads started (say, a String captured by
+        // `crthreads::main`'s closure); that memory belonged to the process that was killed.
+        crate::sys::fatal(
+            "free(): the block is not from this process's heap: memory allocated before crthreads started \
+             is not saved, and a restored program must not keep pointers to it (create such values inside \
+             crthreads::main)",
+        );
+    }
     let start = p as usize - back;
     if word & BIG != 0 {
         // SAFETY: big blocks are whole mappings of their own, now unused.

@@ -24,23 +24,29 @@
 //! that from then on both slots are complete and every checkpoint is incremental. Both slots
 //! carry the series' random identity, and restore never combines slots of different series.
 //!
-//! After a restore from slot A, slot B lacks exactly the pages written into A after B's
-//! checkpoint: the pages whose A-table epoch is newer than B's sequence number. That becomes
-//! B's pending set, so the first checkpoint after a restore is incremental too.
+//! After a restore from slot A, slot B lacks the pages written into A after B's checkpoint
+//! (their A-table epoch is newer than B's sequence number) and the pages the two tables record
+//! differently (free memory is a hole in one slot and may be data, never written by the
+//! program, in the other; memory now reads as A has it). That becomes B's pending set, so the
+//! first checkpoint after a restore is incremental too. The invariant every commit relies on:
+//! a page not pending for a slot is stored there as memory holds it, or is a hole there, so a
+//! write merged across it stores nothing its table does not vouch for.
 //!
 //! The directory is claimed (locked) for the whole run ([`file::Dir::claim`]); a commit checks
 //! that it is still where it was and, if it was removed, recreates it and starts a new series.
 #![allow(unsafe_code)] // Writes pages from raw region memory.
 
+mod check;
 pub mod file;
 pub mod format;
 mod restore;
 mod table;
+pub mod verify;
 
 use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
-pub use restore::{Restored, peek_region};
+pub use restore::{Restored, newest_header, peek_region};
 
 use crate::config::Durability;
 use crate::error::{Errno, Error, Result};

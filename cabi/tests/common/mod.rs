@@ -1,7 +1,7 @@
-//! What the drivers of the C programs (`c_suite.rs`, `seed_api.rs`, `hardening.rs` for the
-//! programs in `tests/c/`, `c_examples.rs` for the examples) share: finding the built library,
-//! compiling a program for one link mode, and running it with a clean environment and a time
-//! limit.
+//! What the drivers of the C programs (`c_suite.rs`, `seed_api.rs`, `hardening.rs`,
+//! `mprotect_c.rs`, `pthread_conformance.rs` for the programs in `tests/c/`, `c_examples.rs` for
+//! the examples) share: finding the built library, compiling a program for one link mode, and
+//! running it with a clean environment and a time limit.
 //!
 //! The library is not built here (cargo does not build `cdylib`s for integration tests, and
 //! building inside a test would make runs depend on build state): `make lib` builds it first,
@@ -35,24 +35,24 @@ const CFLAGS: &[&str] = &["-std=c11", "-O2", "-g", "-fno-builtin", "-Wall", "-We
 /// How a program gets crthreads (see the drivers' module docs).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Link {
+    /// Plain C run as it is, without crthreads: the system's libc and pthreads (the reference
+    /// the pthread conformance suite records). Needs no built library.
+    Plain,
     /// Plain C, `LD_PRELOAD=libcrthreads.so`.
     Preload,
     /// Linked with `-lcrthreads` against `libcrthreads.so`.
     Shared,
     /// `libcrthreads.a` linked in.
     Static,
-    /// Plain C without crthreads at all (glibc's malloc and threads): the reference runs.
-    #[allow(dead_code)] // only the examples' driver compares against plain runs
-    Plain,
 }
 
 impl fmt::Display for Link {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
+            Link::Plain => "plain",
             Link::Preload => "preload",
             Link::Shared => "shared",
             Link::Static => "static",
-            Link::Plain => "plain",
         })
     }
 }
@@ -102,20 +102,24 @@ pub struct Program {
 
 impl Program {
     /// Compiles `tests/c/<name>.c` for `link` into a fresh temporary directory; its runs may
-    /// take `limit` each.
+    /// take `limit` each. `name` may start with a directory (`conformance/mutex` is
+    /// `tests/c/conformance/mutex.c`); the source is compiled from its directory, so its
+    /// `#include "..."` files live there.
     pub fn build(name: &'static str, link: Link, limit: Duration) -> Program {
-        let lib = lib_dir();
-        let tmp = TempDir::new(&format!("{name}-{link}"));
-        let exe = tmp.0.join(format!("{name}-{link}"));
+        let (dir, file) = name.rsplit_once('/').unwrap_or(("", name));
+        // A plain program needs no library (and its runs set no LD_PRELOAD).
+        let lib = if link == Link::Plain { PathBuf::new() } else { lib_dir() };
+        let tmp = TempDir::new(&format!("{file}-{link}"));
+        let exe = tmp.0.join(format!("{file}-{link}"));
         let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
         let cc = std::env::var_os("CC").unwrap_or_else(|| OsString::from("cc"));
         let mut cmd = Command::new(&cc);
         // Compile from the source directory so that failure messages name `<name>.c`.
-        cmd.current_dir(manifest.join("tests/c"))
+        cmd.current_dir(manifest.join("tests/c").join(dir))
             .args(CFLAGS)
             .arg("-I")
             .arg(manifest.join("include"))
-            .arg(format!("{name}.c"))
+            .arg(format!("{file}.c"))
             .arg("-o")
             .arg(&exe);
         match link {
