@@ -8,7 +8,9 @@
 //! commit record), `after-commit` (the commit record is written), and `mirror` (the first
 //! checkpoint's copy into the second slot has begun). With persistent threads two more:
 //! `gathered` (every thread is parked, nothing written yet) and `before-resume` (the attempt
-//! is over, committed or not, and the parked threads are about to be released).
+//! is over, committed or not, and the parked threads are about to be released). These two
+//! belong to attempts, which have no checkpoint number yet (or never get one): for them
+//! `@<n>` means the n-th time this process reaches the stage.
 //!
 //! One delay rather than a kill: `CRTHREADS_FAILPOINT_START_DELAY_MS=<n>` makes every OS thread
 //! started for a persistent thread wait `n` ms before it serves its slot (a thread slow to

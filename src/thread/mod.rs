@@ -758,17 +758,21 @@ where
     if restored && table.rec(0).state.load(Ordering::Acquire) == LIVE {
         drop(f);
         // Every live thread gets an OS thread again; their guards are set again (the region
-        // was mapped afresh).
+        // was mapped afresh). The checkpoint's threads are listed before any of them is
+        // started: a started thread runs at once and may spawn, and a slot it takes must not
+        // look like one of the checkpoint's (two OS threads would run it).
+        let mut listed = [0u64; table::MAX_THREADS.div_ceil(64)];
         for i in table.live() {
             // SAFETY: no thread runs yet.
             let (base, len) =
                 unsafe { ((*table.rec_mut(i)).stack_base as usize, (*table.rec_mut(i)).stack_len as usize) };
             guard(base, len, true);
-            if i != 0 {
-                start_os_thread(i, Resume::Restored).unwrap_or_else(|e| {
-                    crate::sys::fatal(&format!("cannot resume persistent thread {i}: {e}"));
-                });
-            }
+            listed[i / 64] |= 1 << (i % 64);
+        }
+        for i in (1..table::MAX_THREADS).filter(|&i| listed[i / 64] & (1 << (i % 64)) != 0) {
+            start_os_thread(i, Resume::Restored).unwrap_or_else(|e| {
+                crate::sys::fatal(&format!("cannot resume persistent thread {i}: {e}"));
+            });
         }
         packet_addr = table.rec(0).packet_addr();
     } else {

@@ -191,6 +191,10 @@ pub(crate) fn run(i: usize, first: Resume) {
     } else {
         n.born.load(Ordering::SeqCst)
     };
+    if i == 0 {
+        // The main thread (started last after a restore) is parked: checkpoints may begin.
+        coord::ready();
+    }
     let table = coord::table();
     loop {
         leave_safe(n);
