@@ -33,10 +33,19 @@ pub fn has_interpreter(headers: &[libc::Elf64_Phdr]) -> bool {
     headers.iter().any(|h| h.p_type == libc::PT_INTERP)
 }
 
-/// The function symbols of an ELF64 image's symbol table (`.symtab`): name, value and size.
-/// `None` if the image has no symbol table (it was stripped) or is not a well-formed ELF64
-/// file. Every offset read from the image is bounds-checked.
-pub fn function_symbols(img: &[u8]) -> Option<Vec<(&str, u64, u64)>> {
+/// One entry of an ELF64 symbol table.
+struct Sym<'a> {
+    name: &'a str,
+    info: u8,
+    shndx: u16,
+    value: u64,
+    size: u64,
+}
+
+/// The entries of the first section of type `sh_type` (`.symtab` or `.dynsym`) of an ELF64
+/// image. `None` if there is none or the image is not a well-formed ELF64 file. Every offset
+/// read from the image is bounds-checked.
+fn symbols(img: &[u8], sh_type: u32) -> Option<Vec<Sym<'_>>> {
     let u16_at = |o: usize| img.get(o..o + 2).map(|b| u16::from_le_bytes([b[0], b[1]]));
     let u32_at = |o: usize| img.get(o..o + 4).map(|b| u32::from_le_bytes(b.try_into().expect("4 bytes")));
     let u64_at = |o: usize| img.get(o..o + 8).map(|b| u64::from_le_bytes(b.try_into().expect("8 bytes")));
@@ -60,8 +69,7 @@ pub fn function_symbols(img: &[u8]) -> Option<Vec<(&str, u64, u64)>> {
             u64_at(h + 56)? as usize,
         ))
     };
-    const SHT_SYMTAB: u32 = 2;
-    let (_, symoff, symsize, link, entsize) = (0..shnum).filter_map(section).find(|s| s.0 == SHT_SYMTAB)?;
+    let (_, symoff, symsize, link, entsize) = (0..shnum).filter_map(section).find(|s| s.0 == sh_type)?;
     let (_, stroff, strsize, _, _) = section(link as usize)?;
     let strtab = img.get(stroff..stroff.checked_add(strsize)?)?;
     if entsize < 24 {
@@ -71,20 +79,41 @@ pub fn function_symbols(img: &[u8]) -> Option<Vec<(&str, u64, u64)>> {
     for k in 0..symsize / entsize {
         let e = symoff.checked_add(k * entsize)?;
         let name = u32_at(e)? as usize;
-        let info = *img.get(e + 4)?;
-        const STT_FUNC: u8 = 2;
-        if info & 0xf != STT_FUNC {
-            continue;
-        }
-        let value = u64_at(e + 8)?;
-        let size = u64_at(e + 16)?;
         let rest = strtab.get(name..)?;
         let end = rest.iter().position(|&b| b == 0)?;
-        if let Ok(n) = core::str::from_utf8(&rest[..end]) {
-            out.push((n, value, size));
+        if let Ok(name) = core::str::from_utf8(&rest[..end]) {
+            out.push(Sym {
+                name,
+                info: *img.get(e + 4)?,
+                shndx: u16_at(e + 6)?,
+                value: u64_at(e + 8)?,
+                size: u64_at(e + 16)?,
+            });
         }
     }
     Some(out)
+}
+
+/// The function symbols of an ELF64 image's symbol table (`.symtab`): name, value and size.
+/// `None` if the image has no symbol table (it was stripped) or is not a well-formed ELF64
+/// file. Every offset read from the image is bounds-checked.
+pub fn function_symbols(img: &[u8]) -> Option<Vec<(&str, u64, u64)>> {
+    const SHT_SYMTAB: u32 = 2;
+    const STT_FUNC: u8 = 2;
+    let syms = symbols(img, SHT_SYMTAB)?;
+    Some(syms.into_iter().filter(|s| s.info & 0xf == STT_FUNC).map(|s| (s.name, s.value, s.size)).collect())
+}
+
+/// Whether an ELF64 image's dynamic symbol table (`.dynsym`) has an undefined symbol (one the
+/// image uses and another object defines) named one of `names`.
+pub fn uses_dynamic(img: &[u8], names: &[&str]) -> bool {
+    const SHT_DYNSYM: u32 = 11;
+    symbols(img, SHT_DYNSYM).is_some_and(|v| v.iter().any(|s| s.shndx == 0 && names.contains(&s.name)))
+}
+
+/// Whether an ELF64 image defines a symbol named `name` in either symbol table.
+pub fn defines(img: &[u8], name: &str) -> bool {
+    [2, 11].into_iter().any(|t| symbols(img, t).is_some_and(|v| v.iter().any(|s| s.shndx != 0 && s.name == name)))
 }
 
 #[cfg(test)]

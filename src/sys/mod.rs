@@ -16,6 +16,7 @@ pub(crate) mod futex;
 pub(crate) mod mman;
 pub(crate) mod pagemap;
 pub mod proc;
+pub mod real;
 pub(crate) mod signal;
 pub(crate) mod stdio;
 pub(crate) mod thread;
