@@ -12,11 +12,10 @@
 //! |----------------------|------|-----------------------------------------------------------|
 //! | `pthread_mutex_t`    | 40   | [`mutex::Mutex`]: a raw mutex word, count, owner, kind at 16 |
 //! | `pthread_cond_t`     | 48   | [`cond::Cond`]: a sequence word, the clock                |
-//! | `pthread_rwlock_t`   | 56   | [`rwlock::RwLock`]: a raw rwlock word, the writer          |
-//! | `pthread_barrier_t`  | 32   | [`barrier::Barrier`]                                      |
-//! | `pthread_spinlock_t` | 4    | [`spin`]: one word                                        |
-//! | `pthread_once_t`     | 4    | [`crate::sync::Once`]'s word                              |
-//! | `sem_t`              | 32   | [`sem::Sem`]: a [`crate::sync::Semaphore`]                |
+//! | `pthread_barrier_t`  | 32   | [`misc::Barrier`]: a [`crate::sync::Barrier`]             |
+//! | `pthread_spinlock_t` | 4    | [`misc::spin_lock`]: one word                             |
+//! | `pthread_once_t`     | 4    | [`crate::sync::Once`]'s word ([`misc::once`])             |
+//! | `sem_t`              | 32   | [`misc::Sem`]: a [`crate::sync::Semaphore`]               |
 //!
 //! What is not supported (process-shared objects, robust mutexes, priority protocols) is
 //! refused where it is asked for, with the error number each function documents and a
@@ -24,8 +23,11 @@
 #![allow(unsafe_code)] // Objects in the program's memory, C strings.
 
 pub mod attr;
+pub mod cond;
 pub mod key;
 pub mod main;
+pub mod misc;
+pub mod mutex;
 
 /// A one-line message on stderr about something crthreads does not support.
 pub fn unsupported(what: &str) {

@@ -118,13 +118,19 @@ pub(crate) fn entry(slot: usize) -> ! {
 }
 
 /// Ends the calling persistent thread with result `ret` (`pthread_exit`, or its start routine
-/// returned), after running its thread-specific data destructors. Must be called on a
-/// persistent thread.
+/// returned), after running its thread-specific data destructors (not for `main` returning).
+/// Must be called on a persistent thread.
 pub fn exit(ret: *mut c_void) -> ! {
-    crate::posix::key::thread_exit();
     let slot =
         native::slot().unwrap_or_else(|| crate::sys::fatal("crthreads: exit of a thread that is not persistent"));
     let table = native::table();
+    // `main` returning ends the process: no destructors then (as glibc).
+    if slot != 0 || table.rec(0).flags.load(Ordering::Relaxed) & EXITED_EARLY != 0 {
+        crate::posix::key::thread_exit();
+    }
+    // Destructors may have parked the thread: after a restore it runs on another OS thread.
+    let slot =
+        native::slot().unwrap_or_else(|| crate::sys::fatal("crthreads: exit of a thread that is not persistent"));
     // SAFETY: the record's non-atomic fields are this thread's own while it runs.
     unsafe { (*table.rec_mut(slot)).packet = ret as usize as u64 };
     loop {

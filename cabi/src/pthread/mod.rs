@@ -8,6 +8,8 @@
 //! objects are laid out so that a lock word glibc initialised or left free is a free lock for
 //! crthreads too.
 
+pub(crate) mod key;
+pub(crate) mod sync;
 pub(crate) mod thread;
 
 /// Whether the exports are crthreads' (threads mode) rather than the C library's.
