@@ -175,6 +175,24 @@ pub fn join(id: u64, deadline: Option<u64>, try_only: bool) -> Result<*mut c_voi
     Ok(ret)
 }
 
+/// Sends signal `sig` to thread `id` (0: only checks that it exists), through the OS thread
+/// that serves it now.
+pub fn kill(id: u64, sig: i32) -> Result<(), Errno> {
+    let slot = lookup(id)?;
+    let tid = native::NATIVES[slot].tid.load(Ordering::Relaxed);
+    if sig == 0 || tid <= 0 {
+        return Ok(());
+    }
+    crate::sys::thread::signal_thread(tid, sig)
+}
+
+/// Cancels thread `id`: not supported (`ENOTSUP`, with a message).
+pub fn cancel(id: u64) -> Result<(), Errno> {
+    lookup(id)?;
+    crate::posix::unsupported("cancelling a thread (pthread_cancel)");
+    Err(Errno(libc::ENOTSUP))
+}
+
 /// Detaches thread `id`: nobody will join it; its record goes when it ends.
 pub fn detach(id: u64) -> Result<(), Errno> {
     let slot = lookup(id)?;

@@ -19,6 +19,8 @@ mod real {
     crthreads::real_fn!(pub unsafe fn pthread_timedjoin_np(t: pthread_t, r: *mut *mut c_void, ts: *const timespec) -> c_int);
     crthreads::real_fn!(pub unsafe fn pthread_clockjoin_np(t: pthread_t, r: *mut *mut c_void, c: clockid_t, ts: *const timespec) -> c_int);
     crthreads::real_fn!(pub unsafe fn pthread_detach(t: pthread_t) -> c_int);
+    crthreads::real_fn!(pub unsafe fn pthread_kill(t: pthread_t, sig: c_int) -> c_int);
+    crthreads::real_fn!(pub unsafe fn pthread_cancel(t: pthread_t) -> c_int);
     crthreads::real_fn!(pub unsafe fn pthread_exit(r: *mut c_void) -> ());
     crthreads::real_fn!(pub unsafe fn pthread_self() -> pthread_t);
     crthreads::real_fn!(pub unsafe fn pthread_attr_init(a: *mut pthread_attr_t) -> c_int);
@@ -142,6 +144,28 @@ pub unsafe extern "C" fn pthread_detach(t: pthread_t) -> c_int {
         return unsafe { real::pthread_detach(t) };
     }
     rc(c::detach(t))
+}
+
+/// # Safety
+/// As `pthread_kill(3)`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn pthread_kill(t: pthread_t, sig: c_int) -> c_int {
+    if !c::is_ours(t) {
+        // SAFETY: a C library thread handle, passed on.
+        return unsafe { real::pthread_kill(t, sig) };
+    }
+    rc(c::kill(t, sig))
+}
+
+/// # Safety
+/// As `pthread_cancel(3)`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn pthread_cancel(t: pthread_t) -> c_int {
+    if !c::is_ours(t) {
+        // SAFETY: a C library thread handle, passed on.
+        return unsafe { real::pthread_cancel(t) };
+    }
+    rc(c::cancel(t))
 }
 
 /// # Safety
