@@ -144,11 +144,11 @@ pub fn thread_exit() {
     let Some(r) = registry() else { return };
     for _ in 0..ROUNDS {
         let mut ran = false;
-        for i in 0..KEYS {
+        for (i, slot) in v.iter_mut().enumerate() {
             let g = r.generation[i].load(Ordering::Acquire);
-            let (vg, val) = (v[i].generation, v[i].value);
+            let (vg, val) = (slot.generation, slot.value);
             if g % 2 == 1 && vg == g && val != 0 {
-                v[i].value = 0;
+                slot.value = 0;
                 let d = r.dtor[i].load(Ordering::Acquire);
                 if d != 0 {
                     // SAFETY: the program registered this destructor for this key.

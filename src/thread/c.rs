@@ -5,7 +5,7 @@
 //! nothing of it comes from Rust's global allocator, which in the C library is the volatile
 //! one: its start routine and argument live in its record (`entry`, `packet`), and so does its
 //! result once it ended (`packet`). A thread id (`pthread_t`) is the slot and the slot's
-//! generation with the top bit set ([`id_of`]): the same before and after a restore, never
+//! generation with the top bit set (`id_of`): the same before and after a restore, never
 //! equal to a C library thread handle (an address below 2^47), and checked on every use, so a
 //! stale id is `ESRCH`, not a crash.
 //!
@@ -13,7 +13,7 @@
 //! that), joining oneself is `EDEADLK`. The record is freed when both the thread has ended and
 //! its id was joined or detached (the record's two references).
 //!
-//! The main thread ([`run_main`]) returns `main`'s value; if it ended with `pthread_exit`, the
+//! The main thread (`run_main`) returns `main`'s value; if it ended with `pthread_exit`, the
 //! process lives on until the last other thread ended, and then exits with status 0 (as glibc).
 #![allow(unsafe_code)] // Records in region memory, C function pointers.
 
