@@ -45,7 +45,10 @@ struct Value {
 }
 
 fn registry() -> Option<&'static Registry> {
-    let p = crate::heap::posix_block(|| crate::heap::alloc(core::mem::size_of::<Registry>(), 64, true));
+    // Persistent even when the first key is made inside the runtime (an `internal` section).
+    let p = crate::heap::posix_block(|| {
+        crate::heap::program(|| crate::heap::alloc(core::mem::size_of::<Registry>(), 64, true))
+    });
     // SAFETY: a zeroed block of the registry's size in the persistent heap, never freed; its
     // fields are atomics.
     (!p.is_null()).then(|| unsafe { &*(p as *const Registry) })
@@ -95,7 +98,7 @@ fn values(make: bool) -> Option<&'static mut [Value; KEYS]> {
         if !make {
             return None;
         }
-        let p = crate::heap::alloc(core::mem::size_of::<[Value; KEYS]>(), 16, true);
+        let p = crate::heap::program(|| crate::heap::alloc(core::mem::size_of::<[Value; KEYS]>(), 16, true));
         if p.is_null() {
             return None;
         }

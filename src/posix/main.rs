@@ -54,6 +54,7 @@ pub unsafe fn start_main(main: MainFn, argc: c_int, argv: *mut *mut c_char, envp
     if !wanted() {
         return direct();
     }
+    crate::thread::c::set_exit_hook(super::key::thread_exit);
     let table = match crate::runtime::start_threads() {
         Ok(t) => t,
         Err(e) => {
@@ -67,7 +68,7 @@ pub unsafe fn start_main(main: MainFn, argc: c_int, argv: *mut *mut c_char, envp
         core::ptr::null_mut()
     } else {
         // SAFETY: argv and envp are NULL-terminated vectors of C strings (the start-up contract).
-        unsafe { persistent_args(main, argc, argv, envp) }
+        crate::heap::program(|| unsafe { persistent_args(main, argc, argv, envp) })
     };
     crate::thread::c::run_main(table, restored, c_main, args.cast())
 }

@@ -55,6 +55,15 @@ fn lookup(id: u64) -> Result<usize, Errno> {
     Ok(slot - 1)
 }
 
+/// What runs when a C thread ends, before it is marked exited (the C runtime's thread-specific
+/// data destructors), or 0.
+static EXIT_HOOK: core::sync::atomic::AtomicUsize = core::sync::atomic::AtomicUsize::new(0);
+
+/// Sets what runs when a C thread ends (see `exit`).
+pub fn set_exit_hook(f: fn()) {
+    EXIT_HOOK.store(f as usize, Ordering::Release);
+}
+
 /// Whether `id` names a crthreads thread (the C library's handles never have the tag).
 pub fn is_ours(id: u64) -> bool {
     id & ID_TAG != 0
@@ -126,7 +135,11 @@ pub fn exit(ret: *mut c_void) -> ! {
     let table = native::table();
     // `main` returning ends the process: no destructors then (as glibc).
     if slot != 0 || table.rec(0).flags.load(Ordering::Relaxed) & EXITED_EARLY != 0 {
-        crate::posix::key::thread_exit();
+        let hook = EXIT_HOOK.load(Ordering::Acquire);
+        if hook != 0 {
+            // SAFETY: set by `set_exit_hook` from a `fn()`.
+            unsafe { core::mem::transmute::<usize, fn()>(hook)() };
+        }
     }
     // Destructors may have parked the thread: after a restore it runs on another OS thread.
     let slot =
@@ -189,7 +202,7 @@ pub fn kill(id: u64, sig: i32) -> Result<(), Errno> {
 /// Cancels thread `id`: not supported (`ENOTSUP`, with a message).
 pub fn cancel(id: u64) -> Result<(), Errno> {
     lookup(id)?;
-    crate::posix::unsupported("cancelling a thread (pthread_cancel)");
+    crate::sys::warn("cancelling a thread (pthread_cancel) is not supported by crthreads");
     Err(Errno(libc::ENOTSUP))
 }
 
