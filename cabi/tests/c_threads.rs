@@ -88,10 +88,9 @@ fn kill_and_resume(link: Link, policy: &str, args: &[&str]) {
     let mut rng = Rng::new(&what);
     let (dir, stats) = (p.path("ckpt"), p.path("stats"));
     let kenv = env(s(&dir), s(&stats));
-    let mut kills = 0;
-    for round in 0.. {
+    for round in 0..=KILLS {
         let run = p.start(&format!("run{round}"), args, &as_refs(&kenv));
-        if kills == KILLS {
+        if round == KILLS {
             let done = run.finish();
             done.check(done.status.success(), || "the last run failed".into());
             done.check(!done.stderr.contains("start"), || "a resumed run called main again".into());
@@ -124,7 +123,6 @@ fn kill_and_resume(link: Link, policy: &str, args: &[&str]) {
         if round > 0 {
             done.check(!done.stderr.contains("start"), || "a resumed run called main again".into());
         }
-        kills += 1;
     }
 }
 
