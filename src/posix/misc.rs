@@ -106,11 +106,10 @@ impl Sem {
     }
 
     /// `sem_wait`, or with `until` (absolute, `CLOCK_REALTIME` unless given) `sem_timedwait` /
-    /// `sem_clockwait`: `ETIMEDOUT` when the time passed.
+    /// `sem_clockwait`: `ETIMEDOUT` when the time passed, `EINVAL` for a malformed time.
+    /// A wait is not interrupted by signals (no `EINTR`).
     pub fn wait(&self, until: Option<(&libc::timespec, libc::clockid_t)>) -> Result<(), Errno> {
-        if self.inner.try_acquire() {
-            return Ok(());
-        }
+        // The time is checked first, even if a permit is there (as glibc).
         let deadline = match until {
             None => None,
             Some((ts, clock)) => {

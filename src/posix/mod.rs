@@ -12,6 +12,7 @@
 //! |----------------------|------|-----------------------------------------------------------|
 //! | `pthread_mutex_t`    | 40   | [`mutex::Mutex`]: a raw mutex word, count, owner, kind at 16 |
 //! | `pthread_cond_t`     | 48   | [`cond::Cond`]: a sequence word, the clock                |
+//! | `pthread_rwlock_t`   | 56   | [`rwlock::RwLock`]: a raw rwlock word, the writer, the kind |
 //! | `pthread_barrier_t`  | 32   | [`misc::Barrier`]: a [`crate::sync::Barrier`]             |
 //! | `pthread_spinlock_t` | 4    | [`misc::spin_lock`]: one word                             |
 //! | `pthread_once_t`     | 4    | [`crate::sync::Once`]'s word ([`misc::once`])             |
@@ -28,6 +29,7 @@ pub mod key;
 pub mod main;
 pub mod misc;
 pub mod mutex;
+pub mod rwlock;
 
 /// A one-line message on stderr about something crthreads does not support.
 pub fn unsupported(what: &str) {

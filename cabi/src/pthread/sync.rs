@@ -13,6 +13,8 @@ use super::rc;
 use crthreads::posix::cond::{Cond, CondAttr};
 use crthreads::posix::misc::{self, Barrier, Sem};
 use crthreads::posix::mutex::{Mutex, MutexAttr};
+use crthreads::posix::rwlock::{RwLock, RwLockAttr};
+use libc::{pthread_rwlock_t, pthread_rwlockattr_t};
 
 /// Declares an export that is crthreads' in threads mode and forwards to the C library's
 /// function of the same name otherwise.
@@ -235,6 +237,117 @@ export!(
     fn pthread_condattr_setpshared(a: *mut pthread_condattr_t, v: c_int) -> c_int {
         // SAFETY: the caller's attr.
         rc(unsafe { obj::<CondAttr, _>(a) }.set_pshared(v))
+    }
+);
+
+// ---- read-write locks ------------------------------------------------------------------------
+
+export!(
+    fn pthread_rwlock_init(l: *mut pthread_rwlock_t, a: *const pthread_rwlockattr_t) -> c_int {
+        // SAFETY: the caller's rwlock and (non-null) attr.
+        let (l, a) = unsafe { (obj::<RwLock, _>(l), (!a.is_null()).then(|| obj::<RwLockAttr, _>(a))) };
+        l.init(a.as_deref());
+        0
+    }
+);
+export!(
+    fn pthread_rwlock_destroy(l: *mut pthread_rwlock_t) -> c_int {
+        let _ = l;
+        0
+    }
+);
+export!(
+    fn pthread_rwlock_rdlock(l: *mut pthread_rwlock_t) -> c_int {
+        // SAFETY: the caller's rwlock.
+        rc(unsafe { obj::<RwLock, _>(l) }.read(None))
+    }
+);
+export!(
+    fn pthread_rwlock_tryrdlock(l: *mut pthread_rwlock_t) -> c_int {
+        // SAFETY: the caller's rwlock.
+        rc(unsafe { obj::<RwLock, _>(l) }.try_read())
+    }
+);
+export!(
+    fn pthread_rwlock_timedrdlock(l: *mut pthread_rwlock_t, ts: *const timespec) -> c_int {
+        // SAFETY: the caller's rwlock and time.
+        rc(unsafe { obj::<RwLock, _>(l).read(Some((&*ts, libc::CLOCK_REALTIME))) })
+    }
+);
+export!(
+    fn pthread_rwlock_clockrdlock(l: *mut pthread_rwlock_t, k: clockid_t, ts: *const timespec) -> c_int {
+        // SAFETY: the caller's rwlock and time.
+        rc(unsafe { obj::<RwLock, _>(l).read(Some((&*ts, k))) })
+    }
+);
+export!(
+    fn pthread_rwlock_wrlock(l: *mut pthread_rwlock_t) -> c_int {
+        // SAFETY: the caller's rwlock.
+        rc(unsafe { obj::<RwLock, _>(l) }.write(None))
+    }
+);
+export!(
+    fn pthread_rwlock_trywrlock(l: *mut pthread_rwlock_t) -> c_int {
+        // SAFETY: the caller's rwlock.
+        rc(unsafe { obj::<RwLock, _>(l) }.try_write())
+    }
+);
+export!(
+    fn pthread_rwlock_timedwrlock(l: *mut pthread_rwlock_t, ts: *const timespec) -> c_int {
+        // SAFETY: the caller's rwlock and time.
+        rc(unsafe { obj::<RwLock, _>(l).write(Some((&*ts, libc::CLOCK_REALTIME))) })
+    }
+);
+export!(
+    fn pthread_rwlock_clockwrlock(l: *mut pthread_rwlock_t, k: clockid_t, ts: *const timespec) -> c_int {
+        // SAFETY: the caller's rwlock and time.
+        rc(unsafe { obj::<RwLock, _>(l).write(Some((&*ts, k))) })
+    }
+);
+export!(
+    fn pthread_rwlock_unlock(l: *mut pthread_rwlock_t) -> c_int {
+        // SAFETY: the caller's rwlock.
+        rc(unsafe { obj::<RwLock, _>(l) }.unlock())
+    }
+);
+export!(
+    fn pthread_rwlockattr_init(a: *mut pthread_rwlockattr_t) -> c_int {
+        // SAFETY: the caller's attr.
+        *unsafe { obj::<RwLockAttr, _>(a) } = RwLockAttr::DEFAULT;
+        0
+    }
+);
+export!(
+    fn pthread_rwlockattr_destroy(a: *mut pthread_rwlockattr_t) -> c_int {
+        let _ = a;
+        0
+    }
+);
+export!(
+    fn pthread_rwlockattr_setkind_np(a: *mut pthread_rwlockattr_t, k: c_int) -> c_int {
+        // SAFETY: the caller's attr.
+        rc(unsafe { obj::<RwLockAttr, _>(a) }.set_kind(k))
+    }
+);
+export!(
+    fn pthread_rwlockattr_getkind_np(a: *const pthread_rwlockattr_t, k: *mut c_int) -> c_int {
+        // SAFETY: the caller's attr and out-pointer.
+        unsafe { *k = obj::<RwLockAttr, _>(a).kind };
+        0
+    }
+);
+export!(
+    fn pthread_rwlockattr_setpshared(a: *mut pthread_rwlockattr_t, v: c_int) -> c_int {
+        // SAFETY: the caller's attr.
+        rc(unsafe { obj::<RwLockAttr, _>(a) }.set_pshared(v))
+    }
+);
+export!(
+    fn pthread_rwlockattr_getpshared(a: *const pthread_rwlockattr_t, v: *mut c_int) -> c_int {
+        let _ = a;
+        // SAFETY: the caller's out-pointer.
+        unsafe { *v = libc::PTHREAD_PROCESS_PRIVATE };
+        0
     }
 );
 
