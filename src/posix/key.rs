@@ -27,9 +27,9 @@ const ROUNDS: usize = 4;
 /// A key's destructor.
 pub type Dtor = unsafe extern "C" fn(*mut core::ffi::c_void);
 
-/// The registry, in the persistent heap.
+/// The registry, in the persistent heap (part of `super::process::State`).
 #[repr(C)]
-struct Registry {
+pub(crate) struct Registry {
     /// Per key: odd while it exists; bumped by create and delete.
     generation: [AtomicU32; KEYS],
     /// Per key: its destructor, or 0.
@@ -45,13 +45,8 @@ struct Value {
 }
 
 fn registry() -> Option<&'static Registry> {
-    // Persistent even when the first key is made inside the runtime (an `internal` section).
-    let p = crate::heap::posix_block(|| {
-        crate::heap::program(|| crate::heap::alloc(core::mem::size_of::<Registry>(), 64, true))
-    });
-    // SAFETY: a zeroed block of the registry's size in the persistent heap, never freed; its
-    // fields are atomics.
-    (!p.is_null()).then(|| unsafe { &*(p as *const Registry) })
+    // SAFETY: the registry's fields are atomics; the state block lives as long as the process.
+    super::process::state().map(|p| unsafe { &(*p).keys })
 }
 
 /// Whether `k` is one of crthreads' keys (else it is the C library's).

@@ -55,6 +55,14 @@ pub unsafe fn start_main(main: MainFn, argc: c_int, argv: *mut *mut c_char, envp
         return direct();
     }
     crate::thread::c::set_exit_hook(super::key::thread_exit);
+    let restored = matches!(crate::runtime::start(), Ok(crate::Start::Restored { .. }));
+    if let Err(e) = super::process::prepare() {
+        crate::sys::write_stderr(&[format!("crthreads: cannot start threads: {e}\n").as_bytes()]);
+        crate::sys::proc::exit_now(1);
+    }
+    if restored {
+        super::process::restore();
+    }
     let table = match crate::runtime::start_threads() {
         Ok(t) => t,
         Err(e) => {
@@ -63,7 +71,6 @@ pub unsafe fn start_main(main: MainFn, argc: c_int, argv: *mut *mut c_char, envp
         }
     };
     crate::thread::quiet();
-    let restored = matches!(crate::runtime::start(), Ok(crate::Start::Restored { .. }));
     let args = if restored {
         core::ptr::null_mut()
     } else {

@@ -29,6 +29,7 @@ pub mod key;
 pub mod main;
 pub mod misc;
 pub mod mutex;
+pub mod process;
 pub mod rwlock;
 
 /// A one-line message on stderr about something crthreads does not support.

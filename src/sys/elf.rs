@@ -111,6 +111,74 @@ pub fn uses_dynamic(img: &[u8], names: &[&str]) -> bool {
     symbols(img, SHT_DYNSYM).is_some_and(|v| v.iter().any(|s| s.shndx == 0 && names.contains(&s.name)))
 }
 
+/// The objects an ELF64 executable's copy relocations (`R_X86_64_COPY`) placed in its own
+/// data: address (before the load bias) and size of each. Such objects belong to a shared
+/// library (`stdout`, `environ`), which keeps using them.
+pub fn copy_relocations(img: &[u8]) -> Vec<(u64, u64)> {
+    const SHT_RELA: u32 = 4;
+    const SHT_DYNSYM: u32 = 11;
+    const R_X86_64_COPY: u64 = 5;
+    let Some(dynsym) = symbols(img, SHT_DYNSYM) else { return Vec::new() };
+    let u16_at = |o: usize| img.get(o..o + 2).map(|b| u16::from_le_bytes([b[0], b[1]]));
+    let u32_at = |o: usize| img.get(o..o + 4).map(|b| u32::from_le_bytes(b.try_into().expect("4 bytes")));
+    let u64_at = |o: usize| img.get(o..o + 8).map(|b| u64::from_le_bytes(b.try_into().expect("8 bytes")));
+    let mut out = Vec::new();
+    let (Some(shoff), Some(shentsize), Some(shnum)) = (u64_at(0x28), u16_at(0x3a), u16_at(0x3c)) else { return out };
+    for k in 0..shnum as usize {
+        let Some(h) = (shoff as usize).checked_add(k * shentsize as usize) else { break };
+        let (Some(ty), Some(off), Some(size)) = (u32_at(h + 4), u64_at(h + 24), u64_at(h + 32)) else { break };
+        if ty != SHT_RELA {
+            continue;
+        }
+        let mut e = off as usize;
+        while e + 24 <= (off + size) as usize {
+            let (Some(r_offset), Some(r_info)) = (u64_at(e), u64_at(e + 8)) else { break };
+            if r_info & 0xffff_ffff == R_X86_64_COPY {
+                if let Some(sym) = dynsym.get((r_info >> 32) as usize) {
+                    out.push((r_offset, sym.size));
+                }
+            }
+            e += 24;
+        }
+    }
+    out
+}
+
+/// The main program's load bias, its writable segments and its read-only-after-relocation
+/// range (`PT_GNU_RELRO`, or an empty range), as addresses in this process.
+pub fn program_writable() -> (usize, Vec<(usize, usize)>, (usize, usize)) {
+    struct Out {
+        bias: usize,
+        rw: Vec<(usize, usize)>,
+        relro: (usize, usize),
+        done: bool,
+    }
+    unsafe extern "C" fn each(info: *mut libc::dl_phdr_info, _size: usize, data: *mut libc::c_void) -> libc::c_int {
+        // SAFETY: dl_iterate_phdr passes a valid info; `data` is our `Out`.
+        let (info, out) = unsafe { (&*info, &mut *(data as *mut Out)) };
+        if out.done {
+            return 0;
+        }
+        out.done = true; // the first object is the main program
+        out.bias = info.dlpi_addr as usize;
+        for k in 0..info.dlpi_phnum as usize {
+            // SAFETY: dlpi_phdr points at dlpi_phnum program headers.
+            let ph = unsafe { &*info.dlpi_phdr.add(k) };
+            let a = info.dlpi_addr as usize + ph.p_vaddr as usize;
+            if ph.p_type == libc::PT_LOAD && ph.p_flags & libc::PF_W != 0 {
+                out.rw.push((a, a + ph.p_memsz as usize));
+            } else if ph.p_type == libc::PT_GNU_RELRO {
+                out.relro = (a, (a + ph.p_memsz as usize).next_multiple_of(super::PAGE));
+            }
+        }
+        0
+    }
+    let mut out = Out { bias: 0, rw: Vec::new(), relro: (0, 0), done: false };
+    // SAFETY: the callback matches dl_iterate_phdr's contract and only touches `out`.
+    unsafe { libc::dl_iterate_phdr(Some(each), (&mut out as *mut Out).cast()) };
+    (out.bias, out.rw, out.relro)
+}
+
 /// Whether an ELF64 image defines a symbol named `name` in either symbol table.
 pub fn defines(img: &[u8], name: &str) -> bool {
     [2, 11].into_iter().any(|t| symbols(img, t).is_some_and(|v| v.iter().any(|s| s.shndx != 0 && s.name == name)))

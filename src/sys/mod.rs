@@ -11,6 +11,7 @@
 #![allow(unsafe_code)] // This module is the FFI boundary; each block states its invariant.
 
 pub mod elf;
+pub mod files;
 pub mod fs;
 pub(crate) mod futex;
 pub(crate) mod mman;
