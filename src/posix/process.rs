@@ -15,7 +15,7 @@
 //!   and puts the offset back. Terminals, pipes and sockets are left as they are; at most
 //!   [`MAX_FILES`] files are recorded.
 //!
-//! Both are recorded by a before-checkpoint hook and given back by [`restore`], called by
+//! Both are recorded by a before-checkpoint hook and given back by `restore`, called by
 //! `main::start_main` before any restored thread resumes. The block holding them (with the key
 //! registry) is found through the heap header.
 #![allow(unsafe_code)] // Copies between the program's globals and the mirror.
