@@ -192,3 +192,17 @@ pub(crate) fn restore() {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::subtract;
+
+    #[test]
+    fn subtract_cuts_holes_and_ends() {
+        assert_eq!(subtract((100, 200), &[]), vec![(100, 200)]);
+        assert_eq!(subtract((100, 200), &[(0, 50), (250, 300)]), vec![(100, 200)]);
+        assert_eq!(subtract((100, 200), &[(90, 120), (150, 160), (190, 210)]), vec![(120, 150), (160, 190)]);
+        assert_eq!(subtract((100, 200), &[(120, 130), (125, 140)]), vec![(100, 120), (140, 200)]);
+        assert_eq!(subtract((100, 200), &[(0, 300)]), Vec::<(usize, usize)>::new());
+    }
+}
