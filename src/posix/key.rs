@@ -17,8 +17,10 @@ use core::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 
 use crate::error::Errno;
 
-/// Keys a program may make (`PTHREAD_KEYS_MAX`).
-pub const KEYS: usize = 1024;
+/// Keys there are: `PTHREAD_KEYS_MAX` (1024) for the program, and some room for the keys the
+/// libraries it loads make for themselves (the C library's own Rust code among them), so that
+/// a program may still make `PTHREAD_KEYS_MAX` keys of its own.
+pub const KEYS: usize = 1024 + 64;
 /// The first key number crthreads hands out.
 pub const BASE: u32 = 0x4000_0000;
 /// Destructor rounds at thread exit (`PTHREAD_DESTRUCTOR_ITERATIONS`).
