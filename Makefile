@@ -1,4 +1,5 @@
 # Thin wrappers over cargo. `make demo` runs the main demo; `make test` runs every test.
+# `make build` builds everything, the `crthreads` command included ($(TARGET_DIR)/release/crthreads).
 CARGO ?= cargo
 PREFIX ?= /usr/local
 FEATURES := --features crthreads/failpoints
@@ -6,7 +7,7 @@ TARGET_DIR ?= $(if $(CARGO_TARGET_DIR),$(CARGO_TARGET_DIR),target)
 FUZZ_SECONDS ?= 300
 FUZZ_TARGETS := store_decode heap_ops
 
-.PHONY: all build lib test lint loom demo bench fuzz install uninstall clean \
+.PHONY: all build lib bin test lint loom demo bench fuzz install uninstall clean \
 	c-examples c-examples-plain c-examples-linked
 
 all: build
@@ -17,6 +18,11 @@ build:
 # libcrthreads.so and libcrthreads.a in $(TARGET_DIR)/release
 lib:
 	$(CARGO) build -p crthreads-cabi --release
+
+# The `crthreads` command in $(TARGET_DIR)/release (it finds libcrthreads.so next to itself, or
+# in ../lib once installed).
+bin:
+	$(CARGO) build -p crthreads --release --bin crthreads
 
 # The C example programs (examples/c/, plain pthreads and libc), each built twice:
 # $(C_EXAMPLES_DIR)/NAME-plain with -pthread (glibc's threads), and $(C_EXAMPLES_DIR)/NAME
@@ -60,16 +66,18 @@ loom:
 	RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS=2 CARGO_TARGET_DIR=$(TARGET_DIR)/loom \
 		$(CARGO) test -p crthreads-loom-tests --release
 
-# K-means, killed with SIGKILL at random moments and resumed until it completes; its result
-# must equal an uninterrupted run's, and no resumed run may start over.
+# K-means on four persistent threads, killed with SIGKILL at random moments and resumed until it
+# completes; its result must equal an uninterrupted run's, and no resumed run may start over.
 demo:
 	$(CARGO) build --release --example kmeans --example demo
-	$(TARGET_DIR)/release/examples/demo $(TARGET_DIR)/release/examples/kmeans --points 200000 --k 16 --iters 40 --seed 7
+	$(TARGET_DIR)/release/examples/demo $(TARGET_DIR)/release/examples/kmeans --points 200000 --k 16 --iters 40 --seed 7 --threads 4
 
 # Medians against baselines measured in the same run (glibc malloc, std and glibc mutexes, raw
-# page protection, pwrite bandwidth, a plain-pthreads stop-the-world, pread of the image).
+# page protection, pwrite bandwidth, a plain-pthreads stop-the-world, pread of the image, the
+# examples on std threads and locks).
 bench:
 	$(CARGO) build --release -p crthreads-benches
+	$(CARGO) build --release --examples
 	$(TARGET_DIR)/release/malloc
 	$(TARGET_DIR)/release/large
 	$(TARGET_DIR)/release/sparse
@@ -81,6 +89,7 @@ bench:
 	$(TARGET_DIR)/release/ckpt
 	$(TARGET_DIR)/release/latency
 	$(TARGET_DIR)/release/restore
+	$(TARGET_DIR)/release/examples-bench
 
 # Coverage-guided fuzzing (needs `cargo install cargo-fuzz`; RUSTC_BOOTSTRAP=1 lets stable rustc
 # take the sanitizer flags). New inputs go to fuzz/target/corpus; the committed fuzz/corpus seeds
@@ -92,8 +101,9 @@ fuzz:
 	    -max_total_time=$(FUZZ_SECONDS)) || exit 1; \
 	done
 
-install: lib
-	install -d $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig
+install: lib bin
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig
+	install -m 755 $(TARGET_DIR)/release/crthreads $(DESTDIR)$(PREFIX)/bin/
 	install -m 755 $(TARGET_DIR)/release/libcrthreads.so $(DESTDIR)$(PREFIX)/lib/
 	install -m 644 $(TARGET_DIR)/release/libcrthreads.a $(DESTDIR)$(PREFIX)/lib/
 	install -m 644 cabi/include/checkpoint_restore.h $(DESTDIR)$(PREFIX)/include/
@@ -101,7 +111,7 @@ install: lib
 		cabi/crthreads.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/crthreads.pc
 
 uninstall:
-	rm -f $(DESTDIR)$(PREFIX)/lib/libcrthreads.so $(DESTDIR)$(PREFIX)/lib/libcrthreads.a \
+	rm -f $(DESTDIR)$(PREFIX)/bin/crthreads $(DESTDIR)$(PREFIX)/lib/libcrthreads.so $(DESTDIR)$(PREFIX)/lib/libcrthreads.a \
 		$(DESTDIR)$(PREFIX)/include/checkpoint_restore.h $(DESTDIR)$(PREFIX)/lib/pkgconfig/crthreads.pc
 
 clean:

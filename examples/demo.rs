@@ -1,5 +1,5 @@
-//! The crash demo behind `make demo`: K-means killed with SIGKILL again and again still gets
-//! the same answer as a run that was never interrupted.
+//! The crash demo behind `make demo`: K-means on persistent worker threads, killed with SIGKILL
+//! again and again, still gets the same answer as a run that was never interrupted.
 //!
 //! ```text
 //! demo <path to the kmeans example> [kmeans arguments...]
@@ -16,6 +16,11 @@
 //!    resumed run started where the killed run was interrupted (not at `iter 0`), that each run
 //!    printed consecutive iterations, that the checkpoint directory is gone after the clean
 //!    exit, and that the final `result` equals the uninterrupted one.
+//!
+//! Every run uses the default checkpoint policy (`every-release`; a `CRTHREADS_POLICY` or
+//! `CRTHREADS_INTERVAL` in the environment is dropped): kmeans's lock releases then commit the
+//! printing of each `iter` line within the iteration, which is what makes the resume check of
+//! step 3 exact.
 //!
 //! The kill schedule comes from a seed taken from the clock; it is printed, and
 //! `KMEANS_DEMO_SEED=<seed>` replays the same choices (the moments still depend on timing).
@@ -146,6 +151,8 @@ fn spawn(bin: &Path, args: &[String], dir: &Path) -> Result<Run, String> {
         .args(args)
         .env("CRTHREADS_DIR", dir)
         .env_remove("CRTHREADS_KEEP")
+        .env_remove("CRTHREADS_POLICY")
+        .env_remove("CRTHREADS_INTERVAL")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

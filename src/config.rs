@@ -18,6 +18,7 @@
 //! | `CRTHREADS_AUTO`       | C library: `0` waits for `crinit()`         | `1`                     |
 //! | `CRTHREADS_POLICY`     | `every-release`, `interval` or `manual`     | `every-release`         |
 //! | `CRTHREADS_INTERVAL`   | seconds between checkpoints (`interval`)    | `1`                     |
+//! | `CRTHREADS_LIB`        | `crthreads run`: the `libcrthreads.so` to preload | next to `crthreads`, or `../lib` |
 //!
 //! A relative directory (the default is one) is resolved against the working directory once,
 //! when crthreads starts ([`Config::resolved`]), so a program that changes directory later
@@ -57,6 +58,8 @@ pub const KNOWN_VARS: &[&str] = &[
     "CRTHREADS_FAILPOINT",
     "CRTHREADS_POLICY",
     "CRTHREADS_INTERVAL",
+    // Read by the `crthreads` command (`run`), inherited by the programs it runs.
+    "CRTHREADS_LIB",
     // Set by crthreads itself: the persistent process's mark, and the re-execution marker.
     "CRTHREADS_OWNER",
     "CRTHREADS_REEXECED",

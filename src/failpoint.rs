@@ -8,7 +8,13 @@
 //! commit record), `after-commit` (the commit record is written), and `mirror` (the first
 //! checkpoint's copy into the second slot has begun). With persistent threads two more:
 //! `gathered` (every thread is parked, nothing written yet) and `before-resume` (the attempt
-//! is over, committed or not, and the parked threads are about to be released).
+//! is over, committed or not, and the parked threads are about to be released). These two
+//! belong to attempts, which have no checkpoint number yet (or never get one): for them
+//! `@<n>` means the n-th time this process reaches the stage.
+//!
+//! One delay rather than a kill: `CRTHREADS_FAILPOINT_START_DELAY_MS=<n>` makes every OS thread
+//! started for a persistent thread wait `n` ms before it serves its slot (a thread slow to
+//! start, so that rollbacks and spawns meet it before it runs).
 
 /// Whether failpoints are compiled in (the `failpoints` feature).
 pub const ENABLED: bool = cfg!(feature = "failpoints");
@@ -43,6 +49,17 @@ mod imp {
     /// Parses the variable now (before any checkpoint, while allocation is allowed).
     pub fn arm() {
         let _ = armed();
+        let _ = START_DELAY
+            .get_or_init(|| std::env::var("CRTHREADS_FAILPOINT_START_DELAY_MS").ok().and_then(|v| v.parse().ok()));
+    }
+
+    static START_DELAY: OnceLock<Option<u64>> = OnceLock::new();
+
+    /// Waits `CRTHREADS_FAILPOINT_START_DELAY_MS` ms, if set (parsed by [`arm`]).
+    pub fn start_delay() {
+        if let Some(Some(ms)) = START_DELAY.get() {
+            std::thread::sleep(std::time::Duration::from_millis(*ms));
+        }
     }
 
     /// Dies here if this stage (of checkpoint `seq`) is armed.
@@ -63,6 +80,9 @@ mod imp {
     /// Failpoints are compiled out.
     #[inline(always)]
     pub fn hit(_stage: &str, _seq: u64) {}
+    /// Failpoints are compiled out.
+    #[inline(always)]
+    pub fn start_delay() {}
 }
 
-pub use imp::{arm, hit};
+pub use imp::{arm, hit, start_delay};

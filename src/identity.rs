@@ -157,8 +157,8 @@ impl Identity {
     }
 }
 
-/// A modification time as `YYYY-MM-DD hh:mm:ss.nnnnnnnnn UTC`.
-fn time_text(ns: i64) -> String {
+/// A time in ns since the epoch as `YYYY-MM-DD hh:mm:ss.nnnnnnnnn UTC`.
+pub fn time_text(ns: i64) -> String {
     let secs = ns.div_euclid(1_000_000_000);
     let nanos = ns.rem_euclid(1_000_000_000);
     let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));

@@ -24,6 +24,12 @@
 //! run that restored and left without touching its data (`prog --version`) keeps the
 //! checkpoint. A run that neither restored nor wrote anything leaves the directory as it found
 //! it (a directory crthreads created for it is removed again).
+//!
+//! No checkpoint is written once the exit began (one being written is waited for), nor, in a
+//! program run through [`main`], once its main persistent thread ended: such a checkpoint would
+//! recreate a retired directory, or hold a program with no main thread to resume, which a
+//! restore would start over from the beginning. (The exit is refused here, in [`take_now`]; the
+//! end of the main thread in the coordinator, `thread::coord::stop`.)
 #![allow(unsafe_code)] // Hands out the root object and edits the environment at start-up.
 
 use std::ffi::CString;
@@ -101,6 +107,9 @@ static INITIALISING: AtomicBool = AtomicBool::new(false);
 static PLAIN: AtomicBool = AtomicBool::new(false);
 /// The root was taken in a plain run.
 static PLAIN_ROOT_TAKEN: AtomicBool = AtomicBool::new(false);
+/// The process exits ([`on_exit`] ran): no checkpoint is written any more, so that none
+/// recreates the directory the exit retired or replaces the checkpoint the exit kept.
+static EXITING: AtomicBool = AtomicBool::new(false);
 
 pub(crate) fn get() -> Result<&'static Runtime> {
     RUNTIME.get().ok_or(Error::NotInitialised)
@@ -657,6 +666,10 @@ fn take_now(rt: &Runtime, stacks: &[ckpt::StackRange], fill: &dyn Fn(&mut Stats)
     rt.check_owner()?;
     let _held = Held::new();
     let mut guard = rt.state.lock().unwrap_or_else(|p| p.into_inner());
+    // Acquire: pairs with the Release in `on_exit`, which then waits for this lock.
+    if EXITING.load(Ordering::Acquire) {
+        return Err(Error::Unsupported { what: "a checkpoint".into(), why: "the process is exiting".into() });
+    }
     let st = &mut *guard;
     let prev = st.store.seq();
     let r = ckpt::take(Parts {
@@ -855,6 +868,9 @@ where
 pub(crate) fn start_threads() -> Result<usize> {
     let rt = get()?;
     let table = crate::thread::table::Table::new(&rt.layout).base();
+    // The coordinator takes no checkpoint once the main persistent thread returned
+    // (`coord::stop`): one would hold no main thread to resume, and a restore would start the
+    // program over.
     let take: Box<crate::thread::coord::TakeFn> = Box::new(|stacks, fill| internal(|| take_now(get()?, stacks, fill)));
     let roll: Box<crate::thread::coord::RollFn> = Box::new(|| internal(|| rollback_memory(get()?)));
     internal(|| crate::thread::coord::start(table, rt.config.policy, take, roll))?;
@@ -888,8 +904,16 @@ extern "C" fn on_exit(status: libc::c_int, _arg: *mut libc::c_void) {
     if std::process::id() != rt.pid {
         return;
     }
+    // Release: a checkpoint that takes the state lock after this sees it (see `take_now`).
+    EXITING.store(true, Ordering::Release);
     internal(|| {
-        let Ok(mut st) = rt.state.try_lock() else { return };
+        // Wait for a checkpoint being written to finish; but not on a lock this thread holds
+        // (an exit from a hook, or from a signal handler that interrupted a checkpoint).
+        let guard = match sys::tls::held() {
+            0 => Some(rt.state.lock().unwrap_or_else(|p| p.into_inner())),
+            _ => rt.state.try_lock().ok(),
+        };
+        let Some(mut st) = guard else { return };
         let used = st.wrote || (rt.start.is_restored() && rt.root_taken.load(Ordering::Relaxed));
         if status == 0 && used && !rt.keep.load(Ordering::Relaxed) && st.store.has_checkpoint() {
             if let Err(e) = st.store.retire() {

@@ -12,7 +12,9 @@
 //! runs a `verify` child, which restores and prints one line saying what it found:
 //! `restored seq=<n> data=gen<g>` (the generation whose values the root holds), `fresh`, or
 //! `error kind=<Error variant>` (and the error's text on stderr, exit status 3). Each case
-//! asserts that exact outcome, and the text of the warning or error.
+//! asserts that exact outcome, and the text of the warning or error. Before each restore, the
+//! parent verifies the directory read-only (`store::verify`) and asserts that the verification
+//! predicts the restore's outcome.
 //!
 //! Only one crthreads runtime may exist per process, which is why every restore runs in a child.
 //! Children re-execute themselves once with address-space randomisation off (the library's
@@ -26,6 +28,7 @@ use std::time::Duration;
 
 use crthreads::identity::Identity;
 use crthreads::store::format::{self, Geometry, HEADER_LEN, Header, META_OFF, SUMMARY_OFF};
+use crthreads::store::verify;
 use crthreads::{Config, CrAlloc, Error, Start};
 
 mod common;
@@ -162,8 +165,37 @@ impl Ckpt {
         format::decode_header(&b, s as u32).unwrap_or_else(|e| panic!("slot-{s} header: {e}"))
     }
 
+    /// Restores in a `verify` child; first, verifies the directory read-only in this process
+    /// (`store::verify`, the checks `crthreads verify` makes) and asserts that it predicts the
+    /// restore: the same checkpoint, the same fall-back, the same kind of failure.
     fn verify(&self) -> Outcome {
-        run_child("verify", &self.dir)
+        let opts = verify::Options { pages: true, ..Default::default() };
+        let predicted = verify::verify(&self.dir, &opts);
+        let o = run_child("verify", &self.dir);
+        let restored = o.stdout.trim().strip_prefix("restored seq=").and_then(|r| r.split(' ').next()?.parse().ok());
+        match (&predicted, restored, o.stdout.trim()) {
+            (Ok(r), Some(seq), _) => {
+                assert_eq!(
+                    r.chosen_header().map(|h| h.seq),
+                    Some(seq),
+                    "verify predicts another checkpoint: {r:?}\n{o:?}"
+                );
+                let fell_back = o.stderr.contains("restored the older checkpoint");
+                assert_eq!(r.fell_back, fell_back, "verify predicts another fall-back: {r:?}\n{o:?}");
+            }
+            (Ok(r), None, "fresh") => assert!(r.chosen.is_none() && r.error.is_none(), "{r:?}\n{o:?}"),
+            (Ok(r), None, "error kind=NoValidCheckpoint") => {
+                assert!(matches!(r.error, Some(Error::NoValidCheckpoint { .. })) && r.chosen.is_none(), "{r:?}\n{o:?}")
+            }
+            (Ok(r), None, "error kind=Corrupt") => {
+                assert!(matches!(r.error, Some(Error::Corrupt { .. })) && r.chosen.is_none(), "{r:?}\n{o:?}")
+            }
+            (Err(Error::Insecure { .. }), None, "error kind=Insecure") => {}
+            // The binary's identity is the restoring program's to judge, not the files'.
+            (Ok(r), None, "error kind=Mismatch") => assert!(r.chosen.is_some(), "{r:?}\n{o:?}"),
+            _ => panic!("verify predicted {predicted:?}, the restore did: {o:?}"),
+        }
+        o
     }
 
     /// Slot `s`'s table entry for page `p`.

@@ -7,12 +7,11 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitStatus, Stdio};
-use std::sync::mpsc::{self, RecvTimeoutError};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
+use common::progress::{Kill, run};
 use common::{Rng, TempDir, killed};
 
 const ARGS: &[&str] = &["--points", "12000", "--k", "10", "--iters", "24", "--dim", "12", "--seed", "5"];
@@ -35,100 +34,6 @@ fn kmeans(bin: &Path, args: &[&str], dir: &Path) -> Command {
     c
 }
 
-/// When to kill: once `iter target` (or later) appears, after `fraction` of an iteration or
-/// at the next `iter` line, whichever comes first.
-struct Kill {
-    target: u64,
-    fraction: f64,
-}
-
-struct Outcome {
-    status: ExitStatus,
-    lines: Vec<String>,
-    stderr: String,
-    /// Time from the start to the last stdout line.
-    elapsed: Duration,
-    kill_sent: bool,
-}
-
-impl Outcome {
-    fn iters(&self) -> Vec<u64> {
-        self.lines.iter().filter_map(|l| l.strip_prefix("iter ")?.parse().ok()).collect()
-    }
-    fn result(&self) -> Option<&str> {
-        self.lines.iter().find_map(|l| l.strip_prefix("result "))
-    }
-    /// Consecutive `iter` lines, then at most one `result` line, last; nothing else.
-    fn assert_shape(&self, what: &str) {
-        let n = self.iters().len();
-        for w in self.iters().windows(2) {
-            assert_eq!(w[1], w[0] + 1, "{what}: iterations not consecutive: {:?}\n{}", self.lines, self.stderr);
-        }
-        let results = self.lines.iter().filter(|l| l.starts_with("result ")).count();
-        assert_eq!(n + results, self.lines.len(), "{what}: unexpected stdout lines: {:?}", self.lines);
-        assert!(results <= 1, "{what}: several result lines: {:?}", self.lines);
-        if results == 1 {
-            assert!(self.lines.last().is_some_and(|l| l.starts_with("result ")), "{what}: {:?}", self.lines);
-        }
-    }
-}
-
-/// Runs kmeans to its end, killing it according to `kill`.
-fn run(mut cmd: Command, kill: Option<&Kill>, per_iter: Duration) -> Outcome {
-    let mut child = cmd.spawn().expect("start kmeans");
-    let start = Instant::now();
-    let out = child.stdout.take().expect("stdout pipe");
-    let err = child.stderr.take().expect("stderr pipe");
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for l in BufReader::new(out).lines().map_while(Result::ok) {
-            if tx.send((Instant::now(), l)).is_err() {
-                break;
-            }
-        }
-    });
-    let stderr = std::thread::spawn(move || std::io::read_to_string(err).unwrap_or_default());
-    let mut lines = Vec::new();
-    let mut elapsed = Duration::ZERO;
-    let mut deadline: Option<Instant> = None;
-    let mut kill_sent = false;
-    loop {
-        let give_up = start + LIMIT;
-        let until = deadline.filter(|_| !kill_sent).map_or(give_up, |d| d.min(give_up));
-        match rx.recv_timeout(until.saturating_duration_since(Instant::now())) {
-            Ok((t, l)) => {
-                if let (Some(k), false, Some(i)) =
-                    (kill, kill_sent, l.strip_prefix("iter ").and_then(|i| i.parse().ok()))
-                {
-                    let i: u64 = i;
-                    if deadline.is_some() {
-                        deadline = Some(t); // the aimed-at iteration is over: kill now
-                    } else if i >= k.target {
-                        deadline = Some(t + per_iter.mul_f64(k.fraction));
-                    }
-                }
-                elapsed = t - start;
-                lines.push(l);
-            }
-            Err(RecvTimeoutError::Timeout) => {
-                if Instant::now() >= give_up {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    panic!("kmeans ran longer than {LIMIT:?}; output so far: {lines:?}");
-                }
-            }
-            Err(RecvTimeoutError::Disconnected) => break,
-        }
-        if deadline.is_some_and(|d| Instant::now() >= d) && !kill_sent {
-            child.kill().expect("send SIGKILL");
-            kill_sent = true;
-        }
-    }
-    let status = child.wait().expect("wait for kmeans");
-    let stderr = stderr.join().unwrap_or_default();
-    Outcome { status, lines, stderr, elapsed, kill_sent }
-}
-
 fn seed() -> u64 {
     match std::env::var("KMEANS_TEST_SEED") {
         Ok(v) => v.trim().parse().expect("KMEANS_TEST_SEED must be an integer"),
@@ -148,7 +53,7 @@ fn killed_and_resumed_run_matches_uninterrupted_run() {
 
     let plain = TempDir::new("kmeans-plain");
     let ckpt = plain.join("ckpt");
-    let base = run(kmeans(&bin, ARGS, &ckpt), None, Duration::ZERO);
+    let base = run(kmeans(&bin, ARGS, &ckpt), None, Duration::ZERO, LIMIT);
     assert!(base.status.success(), "uninterrupted run failed: {}\n{}", base.status, base.stderr);
     base.assert_shape("uninterrupted run");
     assert_eq!(base.iters(), (0..ITERS).collect::<Vec<_>>(), "uninterrupted run");
@@ -167,9 +72,10 @@ fn killed_and_resumed_run_matches_uninterrupted_run() {
             // before the last iteration (so the kill finds kmeans still running).
             let lo = interrupted.unwrap_or(0).max(1);
             let span = (ITERS - 2).saturating_sub(lo) / (planned - kills);
-            Kill { target: lo + rng.below(span + 1), fraction: (rng.next() >> 11) as f64 / (1u64 << 53) as f64 }
+            let fraction = (rng.next() >> 11) as f64 / (1u64 << 53) as f64;
+            Kill { target: lo + rng.below(span + 1), fraction, gate: None }
         });
-        let out = run(kmeans(&bin, ARGS, &ckpt), kill.as_ref(), per_iter);
+        let out = run(kmeans(&bin, ARGS, &ckpt), kill.as_ref(), per_iter, LIMIT);
         let what = format!("run after {kills} kills");
         out.assert_shape(&what);
         let iters = out.iters();

@@ -6,13 +6,16 @@
 //! - after a rollback, OS threads of threads born after the checkpoint retire, and threads
 //!   spawned right after the rollback into their slots run once, with their own context;
 //! - a child forked by a persistent thread can lock and unlock (it has no coordinator);
-//! - a hook that asks for a checkpoint is refused, not recursed into.
+//! - a hook that asks for a checkpoint is refused, not recursed into;
+//! - a checkpoint asked for while `crthreads::main` creates the main thread waits until its
+//!   record is whole (one taken meanwhile found the record live with no stack yet, and
+//!   panicked, or could have saved a thread with no context to resume).
 
 mod common;
 
 use std::io::Read;
 use std::process::Stdio;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::time::Duration;
 
 use common::{TempDir, child, role, run_tests, wait_or_kill};
@@ -135,7 +138,10 @@ fn child_respawn() {
                     }
                 }));
             }
-            crthreads::thread::sleep(Duration::from_millis(20));
+            // At once, the OS threads of some are still starting: the rollback must retire
+            // them too, and a spawn after it must not share their slots.
+            let pause: u64 = std::env::var("PAUSE_MS").unwrap().parse().unwrap();
+            crthreads::thread::sleep(Duration::from_millis(pause));
             ROLLED.store(1, Ordering::SeqCst);
             let e = crthreads::rollback();
             panic!("rollback returned {e:?}");
@@ -157,15 +163,17 @@ fn child_respawn() {
 }
 
 fn threads_spawned_after_a_rollback_run_once() {
-    for round in 0..20 {
+    for round in 0..24 {
         let t = TempDir::new("respawn");
-        let c = child("respawn")
-            .env("CRTHREADS_DIR", t.join("ck"))
+        let mut c = child("respawn");
+        c.env("CRTHREADS_DIR", t.join("ck"))
             .env("CRTHREADS_POLICY", "manual")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
+            .env("PAUSE_MS", if round % 2 == 0 { "20" } else { "0" });
+        if round % 4 == 3 && crthreads::failpoint::ENABLED {
+            // Every OS thread slow to start: the rollback comes before any of them ran.
+            c.env("CRTHREADS_FAILPOINT_START_DELAY_MS", "30");
+        }
+        let c = c.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
         let (st, hung, out, err) = output(c, Duration::from_secs(60));
         assert!(!hung && st.success(), "[round {round}] {st:?}\n{out}\n{err}");
         assert_eq!(out.trim(), format!("starts {K}"), "[round {round}] {err}");
@@ -249,8 +257,69 @@ fn a_checkpoint_asked_for_in_a_hook_is_refused() {
     }
 }
 
+// ---------------------------------------------------------------------------------------------
+// Checkpoint requests from the moment the request handler is installed.
+
+/// The main persistent thread has started (volatile: this test never restores).
+static MAIN_RUNS: AtomicBool = AtomicBool::new(false);
+
+fn child_early() {
+    let sig = libc::SIGRTMIN() + 9;
+    // Ignored until crthreads installs its handler (the default action would end the process).
+    // SAFETY: setting a disposition before any other thread runs.
+    unsafe { libc::signal(sig, libc::SIG_IGN) };
+    std::thread::spawn(move || {
+        // SAFETY: a sigaction query into a zeroed local, then signals to this process; nothing
+        // here allocates (this thread is not a persistent one).
+        unsafe {
+            loop {
+                let mut old: libc::sigaction = std::mem::zeroed();
+                libc::sigaction(sig, std::ptr::null(), &mut old);
+                if old.sa_sigaction != libc::SIG_IGN {
+                    break;
+                }
+                std::hint::spin_loop();
+            }
+            // Until the main persistent thread runs (a flood that went on would keep it parked:
+            // every request is served by an attempt of its own).
+            while !MAIN_RUNS.load(Ordering::SeqCst) {
+                libc::kill(libc::getpid(), sig);
+            }
+        }
+    });
+    let r = crthreads::main(|| {
+        MAIN_RUNS.store(true, Ordering::SeqCst);
+        crthreads::checkpoint().map(|s| s.threads_parked)
+    });
+    println!("main {:?}", r.unwrap());
+}
+
+fn checkpoints_asked_for_while_the_main_thread_is_created_wait_for_it() {
+    for run in 0..40 {
+        let t = TempDir::new("early");
+        let c = child("early")
+            .env("CRTHREADS_DIR", t.join("ck"))
+            .env("CRTHREADS_POLICY", "manual")
+            .env("CRTHREADS_STATS", t.join("stats"))
+            .env("CRTHREADS_KEEP", "1")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let (st, hung, out, err) = output(c, Duration::from_secs(30));
+        assert!(!hung && st.success(), "[run {run}] {st:?}\n{out}\n{err}");
+        assert_eq!(out.trim(), "main Ok(1)", "[run {run}] {err}");
+        // Every checkpoint this run took holds the main thread.
+        let stats = std::fs::read_to_string(t.join("stats")).unwrap_or_default();
+        for l in stats.lines() {
+            assert!(l.contains("\"threads_parked\":1,"), "[run {run}] a checkpoint without the main thread: {l}");
+        }
+    }
+}
+
 fn main() {
     match role().as_deref() {
+        Some("early") => return child_early(),
         Some("printer") => return child_printer(),
         Some("respawn") => return child_respawn(),
         Some("fork") => return child_fork(),
@@ -266,5 +335,9 @@ fn main() {
             a_child_forked_by_a_persistent_thread_locks_and_unlocks,
         ),
         ("a_checkpoint_asked_for_in_a_hook_is_refused", a_checkpoint_asked_for_in_a_hook_is_refused),
+        (
+            "checkpoints_asked_for_while_the_main_thread_is_created_wait_for_it",
+            checkpoints_asked_for_while_the_main_thread_is_created_wait_for_it,
+        ),
     ]);
 }

@@ -94,6 +94,29 @@ pub fn check_private(path: &Path, st: &fs::Stat, want_dir: bool) -> Result<()> {
 /// Name of the lock file inside a checkpoint directory.
 pub const LOCK_NAME: &str = "crthreads.lock";
 
+/// The first line of the lock file.
+const LOCK_HEADER: &str = "crthreads checkpoint directory lock\n";
+
+/// What a directory holds of crthreads' files ([`Dir::inventory`]): for each, `None` if it does
+/// not exist, else whether it looks like crthreads' own (a slot file that is empty or starts
+/// with the format's magic; the lock file's first line).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Inventory {
+    /// `slot-0` and `slot-1`.
+    pub slots: [Option<bool>; 2],
+    /// `crthreads.lock`.
+    pub lock: Option<bool>,
+    /// Other entries in the directory.
+    pub others: usize,
+}
+
+impl Inventory {
+    /// Whether any of crthreads' files exists.
+    pub fn any(&self) -> bool {
+        self.slots.iter().chain([&self.lock]).any(Option::is_some)
+    }
+}
+
 /// How long a claim waits for a process that holds the directory but is exiting (a killed
 /// process with a large address space takes a while to tear it down before its locks go).
 const DYING_HOLDER_WAIT_MS: u64 = 10_000;
@@ -191,7 +214,7 @@ impl Dir {
                 match fs::openat(self.fd.as_fd(), &name, libc::O_RDWR | libc::O_CREAT | libc::O_EXCL, 0o600) {
                     Ok(fd) => {
                         let note = if created_now { "created=1\n" } else { "created=0\n" };
-                        fs::write_all(fd.as_fd(), format!("crthreads checkpoint directory lock\n{note}").as_bytes())
+                        fs::write_all(fd.as_fd(), format!("{LOCK_HEADER}{note}").as_bytes())
                             .map_err(|e| Error::os_at("write", &path, e))?;
                         fd
                     }
@@ -231,6 +254,71 @@ impl Dir {
             return false;
         }
         matches!(fs::lstat(&self.path), Ok(now) if (now.dev, now.ino) == self.id)
+    }
+
+    /// The process that holds the directory's claim, if one does (`Some(0)`: a process in
+    /// another PID namespace). Takes no lock and creates nothing.
+    pub fn lock_holder(&self) -> Result<Option<u32>> {
+        let fd = match fs::openat(self.fd.as_fd(), &c_str(LOCK_NAME), libc::O_RDONLY, 0) {
+            Ok(fd) => fd,
+            Err(Errno::NOENT) => return Ok(None),
+            Err(Errno(libc::ELOOP)) => {
+                return Err(Error::Insecure { path: self.lock_path(), reason: "it is a symlink".into() });
+            }
+            Err(e) => return Err(Error::os_at("open", self.lock_path(), e)),
+        };
+        fs::lock_holder(fd.as_fd()).map_err(|e| Error::os_at("lock (query)", self.lock_path(), e))
+    }
+
+    /// What the directory holds of crthreads' files, and whether each looks like crthreads' own.
+    pub fn inventory(&self) -> Result<Inventory> {
+        let look = |name: &str, expect: &[u8]| -> Result<Option<bool>> {
+            let path = self.path.join(name);
+            match fs::openat(self.fd.as_fd(), &c_str(name), libc::O_RDONLY, 0) {
+                Ok(fd) => {
+                    let st = fs::fstat(fd.as_fd()).map_err(|e| Error::os_at("stat", &path, e))?;
+                    if !st.is_file() {
+                        return Ok(Some(false));
+                    }
+                    let mut buf = vec![0u8; expect.len()];
+                    let n = fs::pread_into(fd.as_fd(), &mut buf, 0).map_err(|e| Error::os_at("read", &path, e))?;
+                    // An empty or short file is what a crash right after creating it (or truncation) leaves.
+                    Ok(Some(buf[..n] == expect[..n]))
+                }
+                Err(Errno::NOENT) => Ok(None),
+                Err(Errno(libc::ELOOP)) => Ok(Some(false)),
+                Err(e) => Err(Error::os_at("open", path, e)),
+            }
+        };
+        let slots = [look(slot_name(0), &super::format::MAGIC)?, look(slot_name(1), &super::format::MAGIC)?];
+        let lock = look(LOCK_NAME, LOCK_HEADER.as_bytes())?;
+        let others = std::fs::read_dir(&self.path)
+            .map_err(|e| Error::os_at("read directory", &self.path, Errno(e.raw_os_error().unwrap_or(libc::EIO))))?
+            .filter_map(|e| e.ok())
+            .filter(|e| ![slot_name(0), slot_name(1), LOCK_NAME].iter().any(|n| e.file_name() == *n))
+            .count();
+        Ok(Inventory { slots, lock, others })
+    }
+
+    /// Removes both slot files and the lock file, then the directory if that left it empty (the
+    /// `crthreads clean` command: the user asked for the directory to go, whoever created it).
+    /// Returns the files removed and whether the directory was removed too.
+    pub fn remove_all(self) -> Result<(Vec<PathBuf>, bool)> {
+        let mut removed = Vec::new();
+        for name in [slot_name(0), slot_name(1), LOCK_NAME] {
+            match fs::unlinkat(self.fd.as_fd(), &c_str(name)) {
+                Ok(()) => removed.push(self.path.join(name)),
+                Err(Errno::NOENT) => {}
+                Err(e) => return Err(Error::os_at("unlink", self.path.join(name), e)),
+            }
+        }
+        match fs::rmdir(&self.path) {
+            Ok(()) => Ok((removed, true)),
+            Err(Errno(libc::ENOTEMPTY)) | Err(Errno::EXIST) | Err(Errno(libc::EBUSY)) | Err(Errno(libc::EINVAL)) => {
+                Ok((removed, false))
+            }
+            Err(e) => Err(Error::os_at("rmdir", &self.path, e)),
+        }
     }
 
     /// Whether this run created the directory.

@@ -36,15 +36,17 @@
 //! that it is still where it was and, if it was removed, recreates it and starts a new series.
 #![allow(unsafe_code)] // Writes pages from raw region memory.
 
+mod check;
 pub mod file;
 pub mod format;
 mod restore;
 mod table;
+pub mod verify;
 
 use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
-pub use restore::{Restored, peek_region};
+pub use restore::{Restored, newest_header, peek_region};
 
 use crate::config::Durability;
 use crate::error::{Errno, Error, Result};

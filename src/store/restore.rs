@@ -1,19 +1,20 @@
 //! Restore: find the newest slot that validates end to end and read it into the region.
 //!
 //! Every link of the trust chain is checked before what it vouches for is used: header crc →
-//! summary crc → table-chunk crcs → page crcs. A slot that fails falls back to the other one
-//! with a warning; a slot of another series (a file of another run) is never combined with this
-//! chain. Holes (pages recorded as reading zero) are not read: the freshly mapped region is
-//! zero there already, so a sparse heap is restored sparse.
+//! summary crc → table-chunk crcs → page crcs (the checks live in `check`, which verification
+//! shares). A slot that fails falls back to the other one with a warning; a slot of another
+//! series (a file of another run) is never combined with this chain. Holes (pages recorded as
+//! reading zero) are not read: the freshly mapped region is zero there already, so a sparse
+//! heap is restored sparse.
 #![allow(unsafe_code)] // Reads pages into raw region memory.
 
-use std::os::fd::{AsFd, BorrowedFd};
+use std::os::fd::AsFd;
 
-use super::file::{self, Dir};
-use super::format::{self, GROUP_PAGES, Geometry, HEADER_LEN, Header, PAGE, STATE_WRITING};
-use super::table::Table;
-use super::{READ_PAGES, Store, group_ranges};
-use crate::error::{Errno, Error, Result};
+use super::Store;
+use super::check::{self, Dest, SlotError};
+use super::file::Dir;
+use super::format::{self, GROUP_PAGES, HEADER_LEN, Header, PAGE};
+use crate::error::{Error, Result};
 use crate::sys::{fs, mman};
 
 /// What a restore found and did.
@@ -41,6 +42,12 @@ pub struct Restored {
 /// The region (base, capacity) of the newest slot whose header decodes, if any: a run that
 /// does not set them explicitly takes the checkpoint's. Reads headers only.
 pub fn peek_region(dir: &Dir) -> Option<(u64, u64)> {
+    newest_header(dir).map(|h| (h.base, h.capacity))
+}
+
+/// The header of the newest committed checkpoint whose header decodes, if any. Reads headers
+/// only (nothing behind them is checked): cheap enough to poll.
+pub fn newest_header(dir: &Dir) -> Option<Header> {
     let mut best: Option<Header> = None;
     for s in 0..2 {
         let Ok(Some(fd)) = dir.open_slot(s, false) else { continue };
@@ -52,31 +59,7 @@ pub fn peek_region(dir: &Dir) -> Option<(u64, u64)> {
             }
         }
     }
-    best.map(|h| (h.base, h.capacity))
-}
-
-/// Why a slot could not be restored: the OS refused a read (its errno is kept), or the bytes
-/// did not validate.
-#[derive(Debug)]
-enum SlotError {
-    Read { what: &'static str, errno: Errno },
-    Invalid(String),
-}
-
-impl From<String> for SlotError {
-    fn from(s: String) -> SlotError {
-        SlotError::Invalid(s)
-    }
-}
-
-impl From<&str> for SlotError {
-    fn from(s: &str) -> SlotError {
-        SlotError::Invalid(s.into())
-    }
-}
-
-fn read_err(what: &'static str) -> impl Fn(Errno) -> SlotError {
-    move |errno| SlotError::Read { what, errno }
+    best
 }
 
 impl Store {
@@ -127,69 +110,22 @@ impl Store {
         notes: &mut Vec<String>,
         in_place: bool,
     ) -> Result<Option<Restored>> {
-        let mut reasons = Vec::new();
-        let mut headers: [Option<Header>; 2] = [None, None];
-        let mut missing = [false; 2];
-        let mut never_committed = true;
-        let mut damaged: Vec<String> = Vec::new();
-        let mut swapped = 0;
-        for (s, header) in headers.iter_mut().enumerate() {
-            let Some(fd) = dir.open_slot(s, false)? else {
-                missing[s] = true;
-                reasons.push(Error::Corrupt { path: dir.slot_path(s), reason: "missing".into() });
-                continue;
-            };
-            let mut buf = vec![0u8; HEADER_LEN];
-            let n = fs::pread_into(fd.as_fd(), &mut buf, 0).map_err(|e| Error::os_at("read", dir.slot_path(s), e))?;
-            match format::decode_header(&buf[..n], s as u32) {
-                Ok(h) => {
-                    never_committed = false;
-                    *header = Some(h);
-                }
-                Err(why) => {
-                    // An empty file, or the very first checkpoint interrupted, held nothing.
-                    let first_try = n == 0 || (n == HEADER_LEN && is_writing_first(&buf));
-                    never_committed &= first_try;
-                    swapped += why.contains("swapped") as usize;
-                    // A checkpoint interrupted by a crash is expected; anything else is damage
-                    // and is reported even if the other slot restores.
-                    if !(n == HEADER_LEN && is_writing(&buf)) {
-                        damaged.push(format!("{}: {why}", dir.slot_path(s).display()));
-                    }
-                    reasons.push(Error::Corrupt { path: dir.slot_path(s), reason: why });
-                }
-            }
-            self.files[s] = Some(fd);
+        let mut sv = check::survey(dir)?;
+        for s in 0..2 {
+            self.files[s] = sv.files[s].take();
             // Opened for reading: `prepare` opens it for writing before the next commit.
             self.writable[s] = false;
         }
-        if headers.iter().all(Option::is_none) {
-            if never_committed {
-                if !missing.iter().all(|&m| m) {
-                    notes.push(format!(
-                        "{} holds no committed checkpoint (the first checkpoint was interrupted); starting fresh",
-                        dir.path().display()
-                    ));
-                }
-                return Ok(None);
-            }
-            if swapped == 2 {
-                return Err(Error::Corrupt {
-                    path: dir.path().to_path_buf(),
-                    reason: "the two slot files were swapped (slot-0 holds slot 1's header and slot-1 slot 0's); \
-                             rename them back (slot-0 to slot-1 and slot-1 to slot-0) to recover the checkpoint"
-                        .into(),
-                });
-            }
-            return Err(Error::NoValidCheckpoint { dir: dir.path().to_path_buf(), reasons });
+        if sv.headers.iter().all(Option::is_none) {
+            notes.extend(sv.without_checkpoint(dir)?);
+            return Ok(None);
         }
-        let mut order: Vec<usize> = (0..2).filter(|&s| headers[s].is_some()).collect();
-        order.sort_by_key(|&s| std::cmp::Reverse(headers[s].as_ref().map(|h| h.seq)));
-        let fell_back_on_header = !damaged.is_empty();
-        let mut warnings: Vec<String> = damaged;
+        let order = sv.newest_first();
+        let fell_back_on_header = !sv.damaged.is_empty();
+        let mut warnings: Vec<String> = std::mem::take(&mut sv.damaged);
         let mut failures: Vec<Error> = Vec::new();
         for (i, &s) in order.iter().enumerate() {
-            let h = headers[s].expect("filtered above");
+            let h = sv.headers[s].expect("filtered above");
             if h.base != self.base || h.capacity != self.capacity {
                 return Err(Error::Mismatch {
                     dir: dir.path().to_path_buf(),
@@ -200,15 +136,16 @@ impl Store {
                     ),
                 });
             }
-            let meta = match self.read_meta(s, &h) {
-                Ok(m) => m,
-                Err(why) => {
-                    let e = slot_err(dir, s, why);
-                    warnings.push(e.to_string());
-                    failures.push(e);
-                    continue;
-                }
-            };
+            let meta =
+                match self.files[s].as_ref().ok_or("not open".into()).and_then(|fd| check::read_meta(fd.as_fd(), &h)) {
+                    Ok(m) => m,
+                    Err(why) => {
+                        let e = check::slot_err(dir, s, why);
+                        warnings.push(e.to_string());
+                        failures.push(e);
+                        continue;
+                    }
+                };
             accept(&meta)?;
             if i > 0 {
                 // Pages of a failed newer attempt may be in the region: start from zero.
@@ -219,33 +156,22 @@ impl Store {
             match unsafe { self.load_slot(s, &h, true) } {
                 Ok((pages, holes)) => {
                     let other = 1 - s;
-                    let other_ok = match headers[other] {
+                    let other_ok = match sv.headers[other] {
                         Some(oh) if oh.series != h.series => {
-                            warnings.push(format!(
-                                "{} belongs to another checkpoint series (a file from another run?); it is \
-                                 ignored and will be rewritten",
-                                dir.slot_path(other).display()
-                            ));
+                            warnings.extend(sv.other_series(dir, other, &h));
                             None
                         }
                         // SAFETY: loading only tables (no pages) does not touch the region.
                         Some(oh) if oh.seq <= h.seq => match unsafe { self.load_slot(other, &oh, false) } {
                             Ok(_) => Some(oh),
                             Err(why) => {
-                                warnings.push(slot_err(dir, other, why).to_string());
+                                warnings.push(check::slot_err(dir, other, why).to_string());
                                 None
                             }
                         },
                         _ => None,
                     };
-                    if missing[other] && h.seq >= 2 {
-                        warnings.push(format!(
-                            "{} is missing (deleted?); restored checkpoint {} from {}, which may not be the newest",
-                            dir.slot_path(other).display(),
-                            h.seq,
-                            file::slot_name(s)
-                        ));
-                    }
+                    warnings.extend(sv.missing_other(dir, s, h.seq));
                     self.adopt_restored(s, &h, other_ok.as_ref());
                     let fell_back = i > 0 || fell_back_on_header;
                     return Ok(Some(Restored {
@@ -260,14 +186,14 @@ impl Store {
                     }));
                 }
                 Err(why) => {
-                    let e = slot_err(dir, s, why);
+                    let e = check::slot_err(dir, s, why);
                     warnings.push(e.to_string());
                     failures.push(e);
                 }
             }
         }
-        reasons.extend(failures);
-        Err(Error::NoValidCheckpoint { dir: dir.path().to_path_buf(), reasons })
+        sv.reasons.extend(failures);
+        Err(Error::NoValidCheckpoint { dir: dir.path().to_path_buf(), reasons: sv.reasons })
     }
 
     unsafe fn clear_region(&self, in_place: bool) -> Result<()> {
@@ -281,88 +207,20 @@ impl Store {
             .map_err(|e| Error::os("mmap (clear region)", e))
     }
 
-    fn read_meta(&self, s: usize, h: &Header) -> std::result::Result<Vec<u8>, SlotError> {
-        let fd = self.files[s].as_ref().ok_or("not open")?;
-        let mut meta = vec![0u8; h.meta_len as usize];
-        let n = fs::pread_into(fd.as_fd(), &mut meta, format::META_OFF).map_err(read_err("read meta"))?;
-        if n != meta.len() || crc32c::crc32c(&meta) != h.meta_crc {
-            return Err("meta block is truncated or its checksum does not match".into());
-        }
-        Ok(meta)
-    }
-
     /// Verifies slot `s` link by link and loads its summary and table; with `pages`, also
     /// reads its live pages into the region and checks each one. Returns pages read and holes.
+    ///
+    /// # Safety
+    /// With `pages`, as for [`Store::restore`]: the region's pages are overwritten.
     unsafe fn load_slot(&mut self, s: usize, h: &Header, pages: bool) -> std::result::Result<(u64, u64), SlotError> {
-        let fd = self.files[s]
-            .as_ref()
-            .ok_or("not open")?
-            .try_clone()
-            .map_err(|e| SlotError::Read { what: "dup", errno: Errno(e.raw_os_error().unwrap_or(libc::EIO)) })?;
-        let mut sum = vec![0u8; h.ngroups as usize * 4];
-        let n = fs::pread_into(fd.as_fd(), &mut sum, format::SUMMARY_OFF).map_err(read_err("read summary"))?;
-        let summary = format::decode_summary(&sum[..n], h.ngroups, h.summary_crc)?;
-        let table = &mut self.tables[s];
-        table.clear();
-        // The table chunks of the groups the extents touch, read a range of neighbours at once.
-        for (g0, g1) in group_ranges(&h.extents) {
-            let off = self.geo.chunk_off(g0);
-            let buf = table.chunks_mut(g0, g1);
-            let n = fs::pread_into(fd.as_fd(), buf, off).map_err(read_err("read table"))?;
-            for g in g0..g1 {
-                let at = ((g - g0) as usize) * PAGE;
-                if n < at + PAGE || crc32c::crc32c(&buf[at..at + PAGE]) != summary[g as usize] {
-                    return Err(format!("table chunk {g} is truncated or its checksum does not match").into());
-                }
-            }
-        }
-        let mut counts = (0, 0);
-        if pages {
-            let mut pieces = Vec::new();
-            for e in &h.extents {
-                let mut p = e.first;
-                while p < e.end() {
-                    let end = (p + READ_PAGES).min(e.end());
-                    pieces.push((p, end));
-                    p = end;
-                }
-            }
-            let total: u64 = pieces.iter().map(|(p, e)| e - p).sum();
-            // Reading is dominated by faulting in fresh memory, copying and checksumming, all
-            // of which scale with cores: split the pieces between a few threads.
-            let next = std::sync::atomic::AtomicUsize::new(0);
-            let holes = std::sync::atomic::AtomicU64::new(0);
-            let workers = std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, 4);
-            let table = &self.tables[s];
-            let (base, geo) = (self.base, self.geo);
-            let work = || -> std::result::Result<(), SlotError> {
-                loop {
-                    let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    let Some(&(p, end)) = pieces.get(i) else { return Ok(()) };
-                    // SAFETY: pieces are disjoint runs of live pages inside the region, which
-                    // the caller lets us overwrite; the table is only read meanwhile.
-                    let h = unsafe { read_piece(fd.as_fd(), base, geo, table, p, end) }?;
-                    holes.fetch_add(h, std::sync::atomic::Ordering::Relaxed);
-                }
-            };
-            // The first failure, if any; the other readers stop at their next piece.
-            let failure: std::sync::Mutex<Option<SlotError>> = std::sync::Mutex::new(None);
-            let run = || {
-                if let Err(e) = work() {
-                    next.store(usize::MAX / 2, std::sync::atomic::Ordering::Relaxed);
-                    let mut f = failure.lock().unwrap_or_else(|p| p.into_inner());
-                    f.get_or_insert(e);
-                }
-            };
-            if !crate::sys::thread::parallel(workers - 1, &run) {
-                return Err("a checkpoint reader failed".into());
-            }
-            if let Some(e) = failure.into_inner().unwrap_or_else(|p| p.into_inner()) {
-                return Err(e);
-            }
-            let holes = holes.into_inner();
-            counts = (total - holes, holes);
-        }
+        let fd = self.files[s].as_ref().ok_or("not open")?.as_fd();
+        let summary = check::read_tables(fd, self.geo, h, &mut self.tables[s])?;
+        let counts = if pages {
+            // SAFETY: forwarded from the caller.
+            unsafe { check::read_pages(fd, self.geo, h, &self.tables[s], Dest::Region(self.base), None) }?
+        } else {
+            (0, 0)
+        };
         self.summaries[s].clear();
         self.summaries[s].extend_from_slice(&summary);
         Ok(counts)
@@ -407,73 +265,6 @@ impl Store {
                 self.tables[o].clear();
             }
         }
-    }
-}
-
-/// Reads the stored pages of `p..end` of a slot into the region and checks each against its
-/// table entry; holes are left as they are (zero). Returns the number of holes.
-///
-/// # Safety
-/// `p..end` must lie in the region at `base` and nobody may use those pages meanwhile.
-unsafe fn read_piece(
-    fd: BorrowedFd<'_>,
-    base: u64,
-    geo: Geometry,
-    table: &Table,
-    p: u64,
-    end: u64,
-) -> std::result::Result<u64, SlotError> {
-    let mut holes = 0;
-    let mut q = p;
-    while q < end {
-        if table.get(q).hole {
-            holes += 1;
-            q += 1;
-            continue;
-        }
-        let mut r = q + 1;
-        while r < end && !table.get(r).hole {
-            r += 1;
-        }
-        let dst = (base + q * PAGE as u64) as *mut u8;
-        let len = ((r - q) as usize) * PAGE;
-        // Faulting the pages in up front is far cheaper than one fault per page inside the read.
-        mman::populate_write(dst as usize, len);
-        // SAFETY: forwarded from the caller.
-        let got = unsafe { fs::pread_full(fd, dst, len, geo.page_off(q)) }.map_err(read_err("read pages"))?;
-        if got != len {
-            return Err(format!("truncated: page {} is missing", q + (got / PAGE) as u64).into());
-        }
-        for x in q..r {
-            // SAFETY: page `x` was just read into the region.
-            let page = unsafe { core::slice::from_raw_parts((base + x * PAGE as u64) as *const u8, PAGE) };
-            if format::page_crc(page) != table.get(x).crc {
-                return Err(format!("page {x} checksum mismatch").into());
-            }
-        }
-        q = r;
-    }
-    Ok(holes)
-}
-
-/// Whether a header buffer is the `WRITING` marker of checkpoint 1 (the very first attempt).
-fn is_writing_first(b: &[u8]) -> bool {
-    is_writing(b) && b[24..32] == 1u64.to_le_bytes()
-}
-
-/// Whether a header buffer is a `WRITING` marker (with a valid crc): a checkpoint was
-/// interrupted.
-fn is_writing(b: &[u8]) -> bool {
-    b.len() == HEADER_LEN
-        && b[..8] == format::MAGIC
-        && b[20..24] == STATE_WRITING.to_le_bytes()
-        && crc32c::crc32c(&b[..HEADER_LEN - 4]).to_le_bytes() == b[HEADER_LEN - 4..]
-}
-
-fn slot_err(dir: &Dir, s: usize, why: SlotError) -> Error {
-    match why {
-        SlotError::Read { what, errno } => Error::os_at(what, dir.slot_path(s), errno),
-        SlotError::Invalid(reason) => Error::Corrupt { path: dir.slot_path(s), reason },
     }
 }
 

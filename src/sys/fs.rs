@@ -19,6 +19,8 @@ pub struct Stat {
     pub nlink: u64,
     /// Size in bytes.
     pub size: u64,
+    /// Bytes allocated on disk (less than `size` for a sparse file).
+    pub disk_bytes: u64,
     /// Last modification, nanoseconds since the epoch.
     pub mtime_ns: i64,
     /// Device.
@@ -126,6 +128,7 @@ fn to_stat(st: &libc::stat) -> Stat {
         mode: st.st_mode,
         nlink: st.st_nlink,
         size: st.st_size as u64,
+        disk_bytes: st.st_blocks as u64 * 512,
         mtime_ns: st.st_mtime * 1_000_000_000 + st.st_mtime_nsec,
         dev: st.st_dev,
         ino: st.st_ino,
@@ -328,6 +331,19 @@ pub(crate) fn try_lock_file(fd: BorrowedFd<'_>, write: bool) -> Result<Option<u3
         return try_lock_file(fd, write);
     }
     Ok(Some(fl.l_pid.max(0) as u32))
+}
+
+/// The process holding a POSIX lock on `fd` that would conflict with a write lock, without
+/// taking any lock: `Ok(None)` if there is none, `Ok(Some(pid))` otherwise (`pid` 0 if it lives in
+/// another PID namespace).
+pub(crate) fn lock_holder(fd: BorrowedFd<'_>) -> Result<Option<u32>, Errno> {
+    // SAFETY: an all-zero flock is a valid value of this plain C struct.
+    let mut fl: libc::flock = unsafe { core::mem::zeroed() };
+    fl.l_type = libc::F_WRLCK as libc::c_short;
+    fl.l_whence = libc::SEEK_SET as libc::c_short;
+    // SAFETY: `fd` is open and `fl` is a valid lock description, which F_GETLK fills in.
+    cvt(unsafe { libc::syscall(libc::SYS_fcntl, fd.as_raw_fd(), libc::F_GETLK, &mut fl) })?;
+    Ok((fl.l_type != libc::F_UNLCK as libc::c_short).then(|| fl.l_pid.max(0) as u32))
 }
 
 /// Sets the file's size.

@@ -139,6 +139,17 @@ pub(crate) fn on_exit(f: extern "C" fn(libc::c_int, *mut libc::c_void)) -> Resul
     if unsafe { on_exit(f, core::ptr::null_mut()) } == 0 { Ok(()) } else { Err(Errno(libc::ENOMEM)) }
 }
 
+/// Sends signal `sig` to process `pid` (for tools such as `crthreads checkpoint`).
+pub fn send_signal(pid: u32, sig: i32) -> Result<(), Errno> {
+    let pid = libc::pid_t::try_from(pid).map_err(|_| Errno(libc::ESRCH))?;
+    if pid <= 0 {
+        // 0 and negative pids name process groups: never those.
+        return Err(Errno(libc::ESRCH));
+    }
+    // SAFETY: kill has no memory-safety preconditions.
+    if unsafe { libc::kill(pid, sig) } == 0 { Ok(()) } else { Err(Errno::last()) }
+}
+
 /// Ends the process at once with `code`, without running exit handlers.
 pub fn exit_now(code: i32) -> ! {
     // SAFETY: _exit has no preconditions and does not return.

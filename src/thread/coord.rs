@@ -23,6 +23,14 @@
 //! commits, the checkpoint holds the thread's state as of its safepoint (group commit: any
 //! number of releases share one checkpoint). A thread that asks while an attempt commits cannot
 //! exist: nobody runs then.
+//!
+//! No attempt begins before the main persistent thread is parked for the first time (`ready`).
+//! The coordinator starts before `crate::main` creates that thread (or, after a restore, gives
+//! the checkpoint's threads OS threads again); until then no OS thread is registered, so
+//! "every thread is safe" holds trivially while the program's main OS thread is still filling
+//! in the thread table, and an attempt would save a record that is live but has no stack or
+//! context yet. Requests that arrive meanwhile (the external request signal, an interval) are
+//! served once it is ready.
 #![allow(unsafe_code)] // Process-wide state shared with signal handlers.
 
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
@@ -100,6 +108,9 @@ struct Coord {
     every_release: AtomicBool,
     /// The thread table (its base address), once threads run.
     table: AtomicUsize,
+    /// 1 once the main persistent thread parked for the first time: attempts may begin (a
+    /// futex word the coordinator waits on until then).
+    ready: AtomicU32,
 }
 
 static C: Coord = Coord {
@@ -118,7 +129,12 @@ static C: Coord = Coord {
     policy_ms: AtomicU64::new(0),
     every_release: AtomicBool::new(false),
     table: AtomicUsize::new(0),
+    ready: AtomicU32::new(0),
 };
+
+/// How many times this process reached the failpoint stages `gathered` and `before-resume`
+/// (a thread stage's `@n` is its n-th time; only the coordinator thread counts).
+static STAGE_HITS: [AtomicU64; 2] = [AtomicU64::new(0), AtomicU64::new(0)];
 
 /// Outcomes of recent attempts, by attempt number modulo the ring's length.
 static OUTCOMES: Mutex<Vec<(u64, Outcome)>> = Mutex::new(Vec::new());
@@ -264,6 +280,16 @@ pub(crate) fn start(
         .map_err(|e| crate::error::Error::os("pthread_create (checkpoint coordinator)", e))
 }
 
+/// The main persistent thread is parked for the first time (its record whole, its OS thread
+/// registered): checkpoint attempts may begin.
+pub(crate) fn ready() {
+    // SeqCst: the table's writes (the main record, the restored threads listed) come before;
+    // the coordinator reads the table only after it saw this.
+    if C.ready.swap(1, Ordering::SeqCst) == 0 {
+        futex::wake(&C.ready, i32::MAX);
+    }
+}
+
 /// The main thread is returning (called on its OS thread while it still counts as running, so
 /// no attempt can commit before this): no checkpoint is taken from now on.
 pub(crate) fn stop() {
@@ -285,7 +311,11 @@ extern "C" fn forked_child() {
 }
 
 fn coordinator_loop() -> ! {
-    // Requests made before this thread ran count: they were made against zero.
+    while C.ready.load(Ordering::SeqCst) == 0 {
+        futex::wait(&C.ready, 0);
+    }
+    // Requests made before this thread ran (or before the main thread was ready) count: they
+    // were made against zero.
     let mut seen = 0;
     let mut next_interval = interval_ns().map(|i| realtime_ns() + i);
     loop {
@@ -313,11 +343,7 @@ fn attempt() {
     let n = C.attempt.fetch_add(1, Ordering::SeqCst) + 1;
     let rollback = C.rollback_wanted.swap(false, Ordering::SeqCst);
     if C.stopped.load(Ordering::SeqCst) {
-        let e = crate::error::Error::Unsupported {
-            what: "a checkpoint after the main thread returned".into(),
-            why: "the program is ending; its last checkpoint stays as it was".into(),
-        };
-        publish(n, Err(e));
+        publish(n, Err(after_stop()));
         return;
     }
     C.due.store(true, Ordering::SeqCst);
@@ -325,7 +351,14 @@ fn attempt() {
     let t0 = now_ns();
     let gathered = gather(t0);
     let gather_ns = now_ns() - t0;
-    let result = if gathered && rollback {
+    // Read again once gathered: the main thread may have returned while this attempt gathered
+    // (its side retired, so it no longer held the attempt up). `stop` runs on the main
+    // thread's OS thread while its side is running, before it retires; once every side was
+    // seen safe or retired, either the main side is safe and cannot leave before this attempt
+    // is over, or it retired and its `stop` is visible here (both SeqCst).
+    let result = if gathered && C.stopped.load(Ordering::SeqCst) {
+        Err(after_stop())
+    } else if gathered && rollback {
         HS.commit();
         C.group.swap(0, Ordering::SeqCst);
         super::rollback_all(|| match ROLL.get() {
@@ -343,7 +376,7 @@ fn attempt() {
         })
     } else if gathered {
         HS.commit();
-        crate::failpoint::hit("gathered", C.committed.load(Ordering::Relaxed) + 1);
+        crate::failpoint::hit("gathered", STAGE_HITS[0].fetch_add(1, Ordering::Relaxed) + 1);
         let group = C.group.swap(0, Ordering::SeqCst);
         crate::heap::program(crate::hooks::run_before);
         let stacks = super::parked_stacks();
@@ -377,8 +410,16 @@ fn attempt() {
         crate::heap::program(|| crate::hooks::run_after(Err(&e)));
         Err(e)
     };
-    crate::failpoint::hit("before-resume", C.committed.load(Ordering::Relaxed));
+    crate::failpoint::hit("before-resume", STAGE_HITS[1].fetch_add(1, Ordering::Relaxed) + 1);
     publish(n, result);
+}
+
+/// The refusal of an attempt once the main thread returned (see [`stop`]).
+fn after_stop() -> crate::error::Error {
+    crate::error::Error::Unsupported {
+        what: "a checkpoint after the main thread returned".into(),
+        why: "the program is ending; its last checkpoint stays as it was".into(),
+    }
 }
 
 /// Records attempt `n`'s outcome, ends it and wakes everyone waiting for it.

@@ -63,6 +63,7 @@ use std::time::Duration;
 pub use coord::Policy;
 use native::{Request, Resume};
 use park::Wake;
+pub use preempt::request_signal;
 use table::{DETACHED, EXITED, LIVE, Table};
 
 use crate::sys::PAGE;
@@ -71,6 +72,32 @@ use crate::sys::PAGE;
 pub const DEFAULT_STACK: usize = 2 << 20;
 /// Smallest stack a persistent thread gets.
 pub const MIN_STACK: usize = 64 << 10;
+
+/// The persistent threads a checkpoint image holds, read from its thread table (for tools that
+/// inspect slot files, such as `crthreads status`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ImageThreads {
+    /// Threads that were alive (running or parked) when the checkpoint was taken, the main
+    /// thread of `crate::main` included.
+    pub live: usize,
+    /// Threads whose closure had returned and whose result nobody had joined yet.
+    pub exited: usize,
+}
+
+impl ImageThreads {
+    /// Where the thread table lies in every region: its first page (a region page index) and
+    /// its length in pages; these are the pages to read from an image.
+    pub fn table_pages() -> (u64, u64) {
+        table::image_pages()
+    }
+
+    /// Counts the threads in the bytes of the table pages ([`ImageThreads::table_pages`]) as a
+    /// checkpoint holds them. A program that never started persistent threads has none.
+    pub fn count(table: &[u8]) -> ImageThreads {
+        let (live, exited) = table::count_image(table);
+        ImageThreads { live, exited }
+    }
+}
 
 /// A thread's result: its return value, or the payload of the panic that ended it.
 pub type Result<T> = std::thread::Result<T>;
@@ -446,13 +473,17 @@ fn start_os_thread(slot: usize, first: Resume) -> std::io::Result<()> {
     extern "C" fn os_main(arg: *mut libc::c_void) -> *mut libc::c_void {
         let v = arg as usize;
         let (slot, restored) = (v >> 1, v & 1 == 1);
+        crate::failpoint::start_delay();
         native::run(slot, if restored { Resume::Restored } else { Resume::Woken });
         core::ptr::null_mut()
     }
     let arg = (slot << 1) | (first == Resume::Restored) as usize;
+    native::mark_starting(slot);
     // The native side needs little: the program runs on the persistent stack.
-    crate::heap::internal(|| crate::sys::thread::spawn_raw(os_main, arg as *mut libc::c_void, 256 << 10))
-        .map_err(|e| std::io::Error::from_raw_os_error(e.0))
+    crate::heap::internal(|| crate::sys::thread::spawn_raw(os_main, arg as *mut libc::c_void, 256 << 10)).map_err(|e| {
+        native::unmark_starting(slot);
+        std::io::Error::from_raw_os_error(e.0)
+    })
 }
 
 /// Where a new thread starts, on its persistent stack.
@@ -734,17 +765,21 @@ pub(crate) fn parked_stacks() -> Vec<crate::ckpt::StackRange> {
 }
 
 /// After a restore, before any thread runs: every live thread but the main one gets an OS thread
-/// again, and every stack its guard (the region was mapped afresh).
+/// again, and every stack its guard (the region was mapped afresh). The checkpoint's threads are
+/// listed before any of them is started: a started thread runs at once and may spawn, and a slot
+/// it takes must not look like one of the checkpoint's (two OS threads would run it).
 fn resume_live(table: &Table) {
+    let mut listed = [0u64; table::MAX_THREADS.div_ceil(64)];
     for i in table.live() {
         // SAFETY: no thread runs yet.
         let (base, len) = unsafe { ((*table.rec_mut(i)).stack_base as usize, (*table.rec_mut(i)).stack_len as usize) };
         guard(base, len, true);
-        if i != 0 {
-            start_os_thread(i, Resume::Restored).unwrap_or_else(|e| {
-                crate::sys::fatal(&format!("cannot resume persistent thread {i}: {e}"));
-            });
-        }
+        listed[i / 64] |= 1 << (i % 64);
+    }
+    for i in (1..table::MAX_THREADS).filter(|&i| listed[i / 64] & (1 << (i % 64)) != 0) {
+        start_os_thread(i, Resume::Restored).unwrap_or_else(|e| {
+            crate::sys::fatal(&format!("cannot resume persistent thread {i}: {e}"));
+        });
     }
 }
 

@@ -86,6 +86,9 @@ pub(crate) struct Native {
     /// Set by a rollback (while every thread is parked) when the checkpoint holds no thread in
     /// this slot: the OS thread retires when it next leaves its safepoint.
     pub(crate) retire: AtomicBool,
+    /// The rollback generation when the OS thread was asked for ([`mark_starting`]): a
+    /// rollback before it got to run applies to it too.
+    born: AtomicU32,
 }
 
 // SAFETY: the cells are only touched by the OS thread that serves the slot (both sides of a
@@ -103,6 +106,7 @@ const EMPTY: Native = Native {
     waiting_on: AtomicUsize::new(0),
     seen: AtomicU32::new(0),
     retire: AtomicBool::new(false),
+    born: AtomicU32::new(0),
 };
 
 /// The OS sides of all slots (volatile: a restored process starts with none).
@@ -146,8 +150,25 @@ fn leave_safe(n: &Native) {
     HS.leave_safe(&n.state);
 }
 
+/// Before an OS thread is created for slot `i`: the slot counts as served and safe from now
+/// on (its region side is frozen at its first context until the OS thread runs it), so that
+/// a rollback before the OS thread starts sees it and decides its fate, and neither a spawn
+/// nor a rollback starts a second OS thread for the slot meanwhile.
+pub(crate) fn mark_starting(i: usize) {
+    let n = &NATIVES[i];
+    n.born.store(coord::rollbacks(), Ordering::SeqCst);
+    HS.enter_safe(&n.state);
+}
+
+/// The OS thread asked for by [`mark_starting`] could not be created.
+pub(crate) fn unmark_starting(i: usize) {
+    HS.retire(&NATIVES[i].state);
+}
+
 /// Runs the persistent thread in slot `i` on the calling OS thread until it exits, resuming it
-/// with `first` (`Woken` for a new thread, `Restored` after a restore).
+/// with `first` (`Woken` for a new thread, `Restored` after a restore). A slot started by
+/// `start_os_thread` was marked with [`mark_starting`]; the program's main thread (slot 0)
+/// marks itself here.
 pub(crate) fn run(i: usize, first: Resume) {
     let n = &NATIVES[i];
     // std's handle for this OS thread (its name, for panic messages) is created now, in
@@ -161,9 +182,19 @@ pub(crate) fn run(i: usize, first: Resume) {
     crate::sys::thread::ensure_altstack(64 << 10);
     // SAFETY: only this OS thread uses the cells of slot `i` from now on.
     unsafe { *n.resume.get() = first };
-    // The rollback generation this thread's region side last ran in.
-    let mut generation = coord::rollbacks();
-    HS.enter_safe(&n.state);
+    // The rollback generation this thread's region side last ran in: for an OS thread started
+    // by another, the one it was asked for in (a rollback meanwhile concerns it too).
+    let mut generation = if n.state.load(Ordering::SeqCst) == NONE {
+        let g = coord::rollbacks();
+        HS.enter_safe(&n.state);
+        g
+    } else {
+        n.born.load(Ordering::SeqCst)
+    };
+    if i == 0 {
+        // The main thread (started last after a restore) is parked: checkpoints may begin.
+        coord::ready();
+    }
     let table = coord::table();
     loop {
         leave_safe(n);

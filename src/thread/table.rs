@@ -95,6 +95,27 @@ impl ThreadRec {
 pub(crate) const MAX_THREADS: usize = THREAD_PAGES * PAGE / core::mem::size_of::<ThreadRec>();
 
 const _: () = assert!(core::mem::size_of::<ThreadRec>() == 128);
+const _: () = assert!(core::mem::offset_of!(ThreadRec, state) == 0);
+
+/// Where the table lies in every region: its first page (a region page index) and its length in
+/// pages. It follows the heap header and the thread caches, whatever the region's size.
+pub(crate) fn image_pages() -> (u64, u64) {
+    (RegionLayout::new(0, 0).threads_start as u64, THREAD_PAGES as u64)
+}
+
+/// Counts the live and the exited records in the bytes of a table as a checkpoint holds it
+/// (read from a slot file, not mapped): each record's state is its first little-endian `u32`.
+pub(crate) fn count_image(bytes: &[u8]) -> (usize, usize) {
+    let mut counts = (0, 0);
+    for rec in bytes.chunks_exact(core::mem::size_of::<ThreadRec>()) {
+        match u32::from_le_bytes([rec[0], rec[1], rec[2], rec[3]]) {
+            LIVE => counts.0 += 1,
+            EXITED => counts.1 += 1,
+            _ => {}
+        }
+    }
+    counts
+}
 const _: () = assert!(MAX_THREADS >= 1024);
 
 /// Serialises slot allocation within this process (records are in the region; the lock is not).

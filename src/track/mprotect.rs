@@ -205,6 +205,19 @@ pub(crate) fn note_fresh(addr: usize, len: usize) {
     prepare_kernel_write(addr, len);
 }
 
+impl Mprotect {
+    /// Makes region pages `from..to` read-only (nothing if the range is empty).
+    fn read_only(&self, from: usize, to: usize) -> Result<()> {
+        if to <= from {
+            return Ok(());
+        }
+        // SAFETY: live pages of our region that are no thread's stack; the program's threads
+        // are parked (one in `thread::blocking` writes only where its call writes).
+        unsafe { protect(self.base + from * PAGE, (to - from) * PAGE, Prot::Read) }
+            .map_err(|err| Error::os("mprotect (re-arm)", err))
+    }
+}
+
 impl Tracker for Mprotect {
     fn kind(&self) -> TrackerKind {
         TrackerKind::Mprotect
@@ -212,6 +225,24 @@ impl Tracker for Mprotect {
 
     fn collect(&self, extents: &[Extent], into: &[&PageSet]) -> Result<CollectStats> {
         let mut st = CollectStats::default();
+        // SAFETY: both sets were published at start and live forever.
+        let (stacks, guards) = unsafe { (&*G.stacks.load(Ordering::Relaxed), &*G.guards.load(Ordering::Relaxed)) };
+        // Re-protects pages `p..p + n`, except stack pages, which are never read-only, not even
+        // for a moment: a thread counted as parked may be in `thread::blocking`, in a system
+        // call that writes into its own stack while the checkpoint runs (the write would fail
+        // with EFAULT).
+        let rearm = |p: usize, n: usize| -> Result<()> {
+            let mut res = Ok(());
+            let mut at = p;
+            stacks.for_each_run(Extent { first: p as u64, npages: n as u64 }, |s, k| {
+                if res.is_ok() {
+                    res = self.read_only(at, s);
+                }
+                at = s + k;
+            });
+            res?;
+            self.read_only(at, p + n)
+        };
         for e in extents {
             st.scanned += e.npages;
             let mut runs = 0usize;
@@ -220,16 +251,13 @@ impl Tracker for Mprotect {
                 continue;
             }
             if runs > 64 {
-                // One call over the whole extent is cheaper than many small ones.
-                // SAFETY: live pages of our region; writers are quiescent during collect.
-                unsafe { protect(self.base + e.first as usize * PAGE, e.npages as usize * PAGE, Prot::Read) }
-                    .map_err(|err| Error::os("mprotect (re-arm)", err))?;
+                // One call over the whole extent (between stacks) is cheaper than many small ones.
+                rearm(e.first as usize, e.npages as usize)?;
             } else {
                 let mut res = Ok(());
                 self.dirty.for_each_run(*e, |p, n| {
-                    // SAFETY: as above.
-                    if let Err(err) = unsafe { protect(self.base + p * PAGE, n * PAGE, Prot::Read) } {
-                        res = Err(Error::os("mprotect (re-arm)", err));
+                    if res.is_ok() {
+                        res = rearm(p, n);
                     }
                 });
                 res?;
@@ -237,8 +265,6 @@ impl Tracker for Mprotect {
             st.dirty += self.dirty.count(*e) as u64;
             self.dirty.drain_into(*e, into);
             // Stacks stay writable and guards inaccessible (see the module docs).
-            // SAFETY: both sets were published at start and live forever.
-            let (stacks, guards) = unsafe { (&*G.stacks.load(Ordering::Relaxed), &*G.guards.load(Ordering::Relaxed)) };
             let mut res = Ok(());
             stacks.for_each_run(*e, |p, n| {
                 // SAFETY: stack pages of our region, which their threads (all parked) expect writable.

@@ -1,9 +1,12 @@
-//! Helpers shared by the integration tests: temporary directories and child processes.
+//! Helpers shared by the integration tests: temporary directories and child processes, and (in
+//! `progress`) running an example program and killing it in the middle of a progress unit.
 //!
 //! Tests that crash a program run the test binary itself as the child: `child(role)` starts
 //! `current_exe()` with `CRT_TEST_ROLE=<role>`, and the test's `main` (these tests use
 //! `harness = false`) calls [`role`] first to dispatch to the child's code.
 #![allow(dead_code)]
+
+pub mod progress;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};

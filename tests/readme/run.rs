@@ -342,10 +342,12 @@ pub fn run(
             inotify.drain();
         }
     }
+    let ended = start.elapsed();
     let status = child.reap().map_err(|e| format!("{what}: wait: {e}"))?;
     let text = std::fs::read_to_string(&stats).unwrap_or_default();
     let seqs: Vec<u64> = text.lines().take(text.matches('\n').count()).filter_map(seq_of).collect();
-    times.truncate(seqs.len());
+    // Lines written after the last look (between it and the exit) were seen at the exit.
+    times.resize(seqs.len(), ended);
     let read = |p: &Path| std::fs::read_to_string(p).unwrap_or_default();
     Ok(Outcome { status, stdout: read(&out_path), stderr: read(&err_path), seqs, times })
 }
