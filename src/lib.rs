@@ -32,6 +32,8 @@ mod loom;
 #[cfg(not(loom))]
 pub mod pages;
 #[cfg(not(loom))]
+pub mod posix;
+#[cfg(not(loom))]
 pub mod region;
 #[cfg(not(loom))]
 mod runtime;

@@ -855,6 +855,17 @@ where
     if start == Start::Plain {
         return Ok(f());
     }
+    let table = start_threads()?;
+    match crate::thread::run_main(table, start.is_restored(), f) {
+        Ok(v) => Ok(v),
+        Err(p) => std::panic::resume_unwind(p),
+    }
+}
+
+/// Starts threads mode (the checkpoint coordinator, with the configured policy) on an
+/// initialised runtime; returns the thread table's address. After a restore, the program
+/// carries on with the restored threads: a clean exit retires the checkpoint.
+pub(crate) fn start_threads() -> Result<usize> {
     let rt = get()?;
     let table = crate::thread::table::Table::new(&rt.layout).base();
     // The coordinator takes no checkpoint once the main persistent thread returned
@@ -863,15 +874,11 @@ where
     let take: Box<crate::thread::coord::TakeFn> = Box::new(|stacks, fill| internal(|| take_now(get()?, stacks, fill)));
     let roll: Box<crate::thread::coord::RollFn> = Box::new(|| internal(|| rollback_memory(get()?)));
     internal(|| crate::thread::coord::start(table, rt.config.policy, take, roll))?;
-    if let Start::Restored { seq } = start {
-        // The program carries on with the restored threads: a clean exit retires the checkpoint.
+    if let Start::Restored { seq } = rt.start {
         rt.root_taken.store(true, Ordering::Relaxed);
         crate::thread::coord::set_resumed_from(seq);
     }
-    match crate::thread::run_main(table, start.is_restored(), f) {
-        Ok(v) => Ok(v),
-        Err(p) => std::panic::resume_unwind(p),
-    }
+    Ok(table)
 }
 
 /// Deletes the checkpoint: the program's work is complete. Called automatically when the

@@ -10,6 +10,8 @@
 mod check;
 mod ckpt;
 mod malloc;
+mod pthread;
+mod start;
 
 #[global_allocator]
 static INTERNAL: crthreads::heap::volatile::Volatile = crthreads::heap::volatile::Volatile;

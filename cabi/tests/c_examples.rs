@@ -18,13 +18,13 @@
 //!   with another result: each record depends on the arguments only, and the checksum on the
 //!   work;
 //! - the `preload` and `shared` runs give the same stdout and output file as the plain run
-//!   (today crthreads provides their malloc; its threads will follow);
+//!   (their `main` and threads run on crthreads' threads and locks);
 //! - bad arguments (unknown options, stray words, missing, empty, non-numeric, out-of-range and
 //!   overflowing values, inconsistent combinations) exit 2 with a message on stderr that
 //!   names the program and the offending argument, and print nothing on stdout;
 //! - an output file that cannot be created exits 1 with a message naming it.
 //!
-//! Not here: killing and resuming the examples (that needs crthreads' threads).
+//! Not here: killing and resuming the examples (`c_examples_resume.rs`).
 //!
 //! The build runs `make` in the repository root with `C_EXAMPLES_DIR` set to the program's
 //! temporary directory and `C_LIB_DIR` to the built library (see `common/mod.rs`; `make lib`

@@ -184,6 +184,8 @@ pub struct HeapHeader {
     pub pages: PageHeap,
     /// Central lists, by class.
     pub central: [Central; NCLASSES],
+    /// The C thread runtime's persistent state (`crate::posix::key`'s registry), or 0.
+    pub posix: u64,
 }
 
 const _: () = assert!(core::mem::size_of::<HeapHeader>() <= PAGE);

@@ -743,6 +743,37 @@ pub(crate) fn set_root(addr: usize, size: usize, align: usize, ty: u64) {
     }
 }
 
+/// The C thread runtime's persistent block (see `HeapHeader::posix`): made by `make` (a block
+/// of the persistent heap, or null) the first time it is asked for. Null if there is no heap.
+pub(crate) fn posix_block(make: impl FnOnce() -> *mut u8) -> *mut u8 {
+    let Some(ctx) = ctx() else { return core::ptr::null_mut() };
+    let h = ctx.hdr();
+    // SAFETY: as in `root`.
+    let cur = unsafe { (*h).pages.lock.with(|| (*h).posix) };
+    if cur != 0 {
+        return cur as usize as *mut u8;
+    }
+    // Made outside the lock (allocating takes it); the first one recorded wins.
+    let p = make();
+    if p.is_null() {
+        return p;
+    }
+    // SAFETY: as in `root`.
+    let won = unsafe {
+        (*h).pages.lock.with(|| {
+            if (*h).posix == 0 {
+                (*h).posix = p as usize as u64;
+            }
+            (*h).posix
+        })
+    };
+    if won != p as usize as u64 {
+        // SAFETY: `p` came from `make`, a block of this heap nobody else saw.
+        unsafe { free(p) };
+    }
+    won as usize as *mut u8
+}
+
 /// Maps [`Error::OutOfMemory`] for callers that want a `Result`.
 pub(crate) fn oom<T>(p: *mut T) -> Result<core::ptr::NonNull<T>> {
     core::ptr::NonNull::new(p).ok_or(Error::OutOfMemory)

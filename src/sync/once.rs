@@ -34,7 +34,9 @@ const COMPLETE: u32 = 3;
 const QUEUED: u32 = 4;
 const STATE_MASK: u32 = 0b11;
 
-/// One-time initialisation, with std's API.
+/// One-time initialisation, with std's API. One `u32` word (`repr(transparent)`): zeroed memory
+/// is an incomplete `Once`.
+#[repr(transparent)]
 pub struct Once {
     state: AtomicU32,
 }

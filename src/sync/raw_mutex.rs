@@ -93,6 +93,28 @@ impl RawMutex {
         }
     }
 
+    /// Acquires the mutex, blocking until it is free or the wall-clock time `deadline` (ns since
+    /// the epoch) passed; true (and the depth one greater) if it was taken.
+    #[cfg(not(loom))]
+    pub(crate) fn lock_until(&self, deadline: Option<u64>) -> bool {
+        if self.try_lock() {
+            return true;
+        }
+        loop {
+            let state = self.spin();
+            // As in `lock_contended`: a word taken while marking it contended is ours.
+            // Acquire: as in `lock`.
+            if state != CONTENDED && self.state.swap(CONTENDED, Ordering::Acquire) == UNLOCKED {
+                park::acquired();
+                return true;
+            }
+            if super::passed(deadline) {
+                return false;
+            }
+            park::wait(&self.state, CONTENDED, deadline);
+        }
+    }
+
     /// Spins while the mutex is held by a thread that nobody waits for, briefly.
     fn spin(&self) -> u32 {
         let mut n = SPINS;

@@ -89,7 +89,7 @@ impl RawRwLock {
         if !is_read_lockable(s)
             || self.state.compare_exchange_weak(s, s + READ_LOCKED, Ordering::Acquire, Ordering::Relaxed).is_err()
         {
-            self.read_contended();
+            self.read_contended(None);
         }
         park::acquired();
     }
@@ -108,15 +108,45 @@ impl RawRwLock {
         ok
     }
 
+    /// Takes a shared lock, waiting at most until the wall-clock time `deadline` (ns since the
+    /// epoch); true (and the depth one greater) if it was taken.
+    #[cfg(not(loom))]
+    pub(crate) fn read_until(&self, deadline: Option<u64>) -> bool {
+        if self.try_read() {
+            return true;
+        }
+        // `read_contended` leaves counting the lock to its caller.
+        let ok = self.read_contended(deadline);
+        if ok {
+            park::acquired();
+        }
+        ok
+    }
+
+    /// Takes the exclusive lock, waiting at most until the wall-clock time `deadline`; true (and
+    /// the depth one greater) if it was taken.
+    #[cfg(not(loom))]
+    pub(crate) fn write_until(&self, deadline: Option<u64>) -> bool {
+        if self.try_write() {
+            return true;
+        }
+        let ok = self.write_contended(deadline);
+        if ok {
+            park::acquired();
+        }
+        ok
+    }
+
+    /// Waits for a shared lock (until `deadline`); true if taken.
     #[cold]
-    fn read_contended(&self) {
+    fn read_contended(&self, deadline: Option<u64>) -> bool {
         let mut state = self.spin_read();
         loop {
             if is_read_lockable(state) {
                 // Acquire: as in `read`.
                 match self.state.compare_exchange_weak(state, state + READ_LOCKED, Ordering::Acquire, Ordering::Relaxed)
                 {
-                    Ok(_) => return,
+                    Ok(_) => return true,
                     Err(s) => {
                         state = s;
                         continue;
@@ -136,7 +166,10 @@ impl RawRwLock {
                     continue;
                 }
             }
-            park::wait(&self.state, state | READERS_WAITING, None);
+            if super::passed(deadline) {
+                return false;
+            }
+            park::wait(&self.state, state | READERS_WAITING, deadline);
             state = self.spin_read();
         }
     }
@@ -147,7 +180,7 @@ impl RawRwLock {
         // Acquire: pairs with the Release of the last unlock (read or write), so every earlier
         // critical section happens before this writer's.
         if self.state.compare_exchange(0, WRITE_LOCKED, Ordering::Acquire, Ordering::Relaxed).is_err() {
-            self.write_contended();
+            self.write_contended(None);
         }
         park::acquired();
     }
@@ -166,8 +199,9 @@ impl RawRwLock {
         ok
     }
 
+    /// Waits for the exclusive lock (until `deadline`); true if taken.
     #[cold]
-    fn write_contended(&self) {
+    fn write_contended(&self, deadline: Option<u64>) -> bool {
         let mut state = self.spin_write();
         loop {
             if is_unlocked(state) {
@@ -180,7 +214,7 @@ impl RawRwLock {
                     Ordering::Acquire,
                     Ordering::Relaxed,
                 ) {
-                    Ok(_) => return,
+                    Ok(_) => return true,
                     Err(s) => {
                         state = s;
                         continue;
@@ -195,7 +229,14 @@ impl RawRwLock {
                     continue;
                 }
             }
-            park::wait(&self.state, state | WRITERS_WAITING, None);
+            if super::passed(deadline) {
+                // Our bit must not keep holding off readers: clear it and wake everyone; other
+                // waiting writers set it again.
+                self.state.fetch_and(!WRITERS_WAITING, Ordering::Relaxed);
+                park::wake(&self.state, i32::MAX);
+                return false;
+            }
+            park::wait(&self.state, state | WRITERS_WAITING, deadline);
             state = self.spin_write();
         }
     }

@@ -86,6 +86,34 @@ impl Semaphore {
         self.try_acquire() || self.acquire_slow(deadline_after(timeout))
     }
 
+    /// Takes a permit, blocking until one is available or the wall-clock time `deadline` (ns
+    /// since the epoch) passed; false if none came.
+    #[cfg(not(loom))]
+    pub(crate) fn acquire_until(&self, deadline: Option<u64>) -> bool {
+        self.try_acquire() || self.acquire_slow(deadline)
+    }
+
+    /// Adds a permit unless there are `max` already (then false).
+    #[cfg(not(loom))]
+    pub(crate) fn release_below(&self, max: u32) -> bool {
+        let mut n = self.permits.load(Ordering::Relaxed);
+        while n < max {
+            // Release: as in `release`.
+            match self.permits.compare_exchange_weak(n, n + 1, Ordering::Release, Ordering::Relaxed) {
+                Ok(_) => {
+                    // SeqCst fence: as in `release`.
+                    fence_seqcst();
+                    if self.sleepers.load(Ordering::Relaxed) != 0 {
+                        park::wake(&self.permits, 1);
+                    }
+                    return true;
+                }
+                Err(now) => n = now,
+            }
+        }
+        false
+    }
+
     #[cold]
     fn acquire_slow(&self, deadline: Option<u64>) -> bool {
         loop {

@@ -33,10 +33,19 @@ pub fn has_interpreter(headers: &[libc::Elf64_Phdr]) -> bool {
     headers.iter().any(|h| h.p_type == libc::PT_INTERP)
 }
 
-/// The function symbols of an ELF64 image's symbol table (`.symtab`): name, value and size.
-/// `None` if the image has no symbol table (it was stripped) or is not a well-formed ELF64
-/// file. Every offset read from the image is bounds-checked.
-pub fn function_symbols(img: &[u8]) -> Option<Vec<(&str, u64, u64)>> {
+/// One entry of an ELF64 symbol table.
+struct Sym<'a> {
+    name: &'a str,
+    info: u8,
+    shndx: u16,
+    value: u64,
+    size: u64,
+}
+
+/// The entries of the first section of type `sh_type` (`.symtab` or `.dynsym`) of an ELF64
+/// image. `None` if there is none or the image is not a well-formed ELF64 file. Every offset
+/// read from the image is bounds-checked.
+fn symbols(img: &[u8], sh_type: u32) -> Option<Vec<Sym<'_>>> {
     let u16_at = |o: usize| img.get(o..o + 2).map(|b| u16::from_le_bytes([b[0], b[1]]));
     let u32_at = |o: usize| img.get(o..o + 4).map(|b| u32::from_le_bytes(b.try_into().expect("4 bytes")));
     let u64_at = |o: usize| img.get(o..o + 8).map(|b| u64::from_le_bytes(b.try_into().expect("8 bytes")));
@@ -60,8 +69,7 @@ pub fn function_symbols(img: &[u8]) -> Option<Vec<(&str, u64, u64)>> {
             u64_at(h + 56)? as usize,
         ))
     };
-    const SHT_SYMTAB: u32 = 2;
-    let (_, symoff, symsize, link, entsize) = (0..shnum).filter_map(section).find(|s| s.0 == SHT_SYMTAB)?;
+    let (_, symoff, symsize, link, entsize) = (0..shnum).filter_map(section).find(|s| s.0 == sh_type)?;
     let (_, stroff, strsize, _, _) = section(link as usize)?;
     let strtab = img.get(stroff..stroff.checked_add(strsize)?)?;
     if entsize < 24 {
@@ -71,20 +79,109 @@ pub fn function_symbols(img: &[u8]) -> Option<Vec<(&str, u64, u64)>> {
     for k in 0..symsize / entsize {
         let e = symoff.checked_add(k * entsize)?;
         let name = u32_at(e)? as usize;
-        let info = *img.get(e + 4)?;
-        const STT_FUNC: u8 = 2;
-        if info & 0xf != STT_FUNC {
-            continue;
-        }
-        let value = u64_at(e + 8)?;
-        let size = u64_at(e + 16)?;
         let rest = strtab.get(name..)?;
         let end = rest.iter().position(|&b| b == 0)?;
-        if let Ok(n) = core::str::from_utf8(&rest[..end]) {
-            out.push((n, value, size));
+        if let Ok(name) = core::str::from_utf8(&rest[..end]) {
+            out.push(Sym {
+                name,
+                info: *img.get(e + 4)?,
+                shndx: u16_at(e + 6)?,
+                value: u64_at(e + 8)?,
+                size: u64_at(e + 16)?,
+            });
         }
     }
     Some(out)
+}
+
+/// The function symbols of an ELF64 image's symbol table (`.symtab`): name, value and size.
+/// `None` if the image has no symbol table (it was stripped) or is not a well-formed ELF64
+/// file. Every offset read from the image is bounds-checked.
+pub fn function_symbols(img: &[u8]) -> Option<Vec<(&str, u64, u64)>> {
+    const SHT_SYMTAB: u32 = 2;
+    const STT_FUNC: u8 = 2;
+    let syms = symbols(img, SHT_SYMTAB)?;
+    Some(syms.into_iter().filter(|s| s.info & 0xf == STT_FUNC).map(|s| (s.name, s.value, s.size)).collect())
+}
+
+/// Whether an ELF64 image's dynamic symbol table (`.dynsym`) has an undefined symbol (one the
+/// image uses and another object defines) named one of `names`.
+pub fn uses_dynamic(img: &[u8], names: &[&str]) -> bool {
+    const SHT_DYNSYM: u32 = 11;
+    symbols(img, SHT_DYNSYM).is_some_and(|v| v.iter().any(|s| s.shndx == 0 && names.contains(&s.name)))
+}
+
+/// The objects an ELF64 executable's copy relocations (`R_X86_64_COPY`) placed in its own
+/// data: address (before the load bias) and size of each. Such objects belong to a shared
+/// library (`stdout`, `environ`), which keeps using them.
+pub fn copy_relocations(img: &[u8]) -> Vec<(u64, u64)> {
+    const SHT_RELA: u32 = 4;
+    const SHT_DYNSYM: u32 = 11;
+    const R_X86_64_COPY: u64 = 5;
+    let Some(dynsym) = symbols(img, SHT_DYNSYM) else { return Vec::new() };
+    let u16_at = |o: usize| img.get(o..o + 2).map(|b| u16::from_le_bytes([b[0], b[1]]));
+    let u32_at = |o: usize| img.get(o..o + 4).map(|b| u32::from_le_bytes(b.try_into().expect("4 bytes")));
+    let u64_at = |o: usize| img.get(o..o + 8).map(|b| u64::from_le_bytes(b.try_into().expect("8 bytes")));
+    let mut out = Vec::new();
+    let (Some(shoff), Some(shentsize), Some(shnum)) = (u64_at(0x28), u16_at(0x3a), u16_at(0x3c)) else { return out };
+    for k in 0..shnum as usize {
+        let Some(h) = (shoff as usize).checked_add(k * shentsize as usize) else { break };
+        let (Some(ty), Some(off), Some(size)) = (u32_at(h + 4), u64_at(h + 24), u64_at(h + 32)) else { break };
+        if ty != SHT_RELA {
+            continue;
+        }
+        let mut e = off as usize;
+        while e + 24 <= (off + size) as usize {
+            let (Some(r_offset), Some(r_info)) = (u64_at(e), u64_at(e + 8)) else { break };
+            if r_info & 0xffff_ffff == R_X86_64_COPY {
+                if let Some(sym) = dynsym.get((r_info >> 32) as usize) {
+                    out.push((r_offset, sym.size));
+                }
+            }
+            e += 24;
+        }
+    }
+    out
+}
+
+/// The main program's load bias, its writable segments and its read-only-after-relocation
+/// range (`PT_GNU_RELRO`, or an empty range), as addresses in this process.
+pub fn program_writable() -> (usize, Vec<(usize, usize)>, (usize, usize)) {
+    struct Out {
+        bias: usize,
+        rw: Vec<(usize, usize)>,
+        relro: (usize, usize),
+        done: bool,
+    }
+    unsafe extern "C" fn each(info: *mut libc::dl_phdr_info, _size: usize, data: *mut libc::c_void) -> libc::c_int {
+        // SAFETY: dl_iterate_phdr passes a valid info; `data` is our `Out`.
+        let (info, out) = unsafe { (&*info, &mut *(data as *mut Out)) };
+        if out.done {
+            return 0;
+        }
+        out.done = true; // the first object is the main program
+        out.bias = info.dlpi_addr as usize;
+        for k in 0..info.dlpi_phnum as usize {
+            // SAFETY: dlpi_phdr points at dlpi_phnum program headers.
+            let ph = unsafe { &*info.dlpi_phdr.add(k) };
+            let a = info.dlpi_addr as usize + ph.p_vaddr as usize;
+            if ph.p_type == libc::PT_LOAD && ph.p_flags & libc::PF_W != 0 {
+                out.rw.push((a, a + ph.p_memsz as usize));
+            } else if ph.p_type == libc::PT_GNU_RELRO {
+                out.relro = (a, (a + ph.p_memsz as usize).next_multiple_of(super::PAGE));
+            }
+        }
+        0
+    }
+    let mut out = Out { bias: 0, rw: Vec::new(), relro: (0, 0), done: false };
+    // SAFETY: the callback matches dl_iterate_phdr's contract and only touches `out`.
+    unsafe { libc::dl_iterate_phdr(Some(each), (&mut out as *mut Out).cast()) };
+    (out.bias, out.rw, out.relro)
+}
+
+/// Whether an ELF64 image defines a symbol named `name` in either symbol table.
+pub fn defines(img: &[u8], name: &str) -> bool {
+    [2, 11].into_iter().any(|t| symbols(img, t).is_some_and(|v| v.iter().any(|s| s.shndx != 0 && s.name == name)))
 }
 
 #[cfg(test)]

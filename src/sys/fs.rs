@@ -56,14 +56,23 @@ fn cpath(p: &Path) -> Result<CString, Errno> {
     CString::new(p.as_os_str().as_bytes()).map_err(|_| Errno(libc::EINVAL))
 }
 
-/// Takes ownership of a descriptor just returned by the kernel, moving it to 3 or above if it
-/// landed on 0, 1 or 2: a program started with its standard descriptors closed must not find
-/// its later output (or input) going to one of crthreads' files. The result is close-on-exec.
+/// Where the runtime's own descriptors go when the limit allows: above the program's, so that
+/// a restore can give the program its files back at their old numbers (and a program started
+/// with its standard descriptors closed never finds its output going to crthreads' files).
+pub const RUNTIME_FD_MIN: i32 = 512;
+
+/// Takes ownership of a descriptor just returned by the kernel, moving it to
+/// [`RUNTIME_FD_MIN`] or above (3 or above if the descriptor limit is lower). The result is
+/// close-on-exec.
 pub(crate) fn owned(fd: libc::c_long) -> OwnedFd {
     let fd = fd as i32;
-    if (0..3).contains(&fd) {
+    if (0..RUNTIME_FD_MIN).contains(&fd) {
         // SAFETY: F_DUPFD_CLOEXEC only creates a new descriptor; `fd` is ours.
-        let high = unsafe { libc::syscall(libc::SYS_fcntl, fd, libc::F_DUPFD_CLOEXEC, 3) } as i32;
+        let mut high = unsafe { libc::syscall(libc::SYS_fcntl, fd, libc::F_DUPFD_CLOEXEC, RUNTIME_FD_MIN) } as i32;
+        if high < 0 && fd < 3 {
+            // SAFETY: as above.
+            high = unsafe { libc::syscall(libc::SYS_fcntl, fd, libc::F_DUPFD_CLOEXEC, 3) } as i32;
+        }
         if high >= 3 {
             // SAFETY: `fd` is ours and no longer needed; the duplicate refers to the same file.
             unsafe { libc::close(fd) };

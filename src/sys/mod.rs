@@ -11,11 +11,13 @@
 #![allow(unsafe_code)] // This module is the FFI boundary; each block states its invariant.
 
 pub mod elf;
+pub mod files;
 pub mod fs;
 pub(crate) mod futex;
 pub(crate) mod mman;
 pub(crate) mod pagemap;
 pub mod proc;
+pub mod real;
 pub(crate) mod signal;
 pub(crate) mod stdio;
 pub(crate) mod thread;

@@ -48,11 +48,12 @@ pub(crate) fn spawn_raw(
     // SAFETY: `attr` is a valid attr object for the calls below, destroyed at the end; `t` is a
     // valid out-pointer; `f` has the start-routine signature and `arg` is passed through.
     unsafe {
-        libc::pthread_attr_init(&mut attr);
-        libc::pthread_attr_setdetachstate(&mut attr, libc::PTHREAD_CREATE_DETACHED);
-        libc::pthread_attr_setstacksize(&mut attr, stack.max(libc::PTHREAD_STACK_MIN));
+        // The C library's own attr functions: crthreads' C library exports its own.
+        super::real::pthread_attr_init(&mut attr);
+        super::real::pthread_attr_setdetachstate(&mut attr, libc::PTHREAD_CREATE_DETACHED);
+        super::real::pthread_attr_setstacksize(&mut attr, stack.max(libc::PTHREAD_STACK_MIN));
         let r = create(&mut t, &attr, f, arg);
-        libc::pthread_attr_destroy(&mut attr);
+        super::real::pthread_attr_destroy(&mut attr);
         if r != 0 { Err(Errno(r)) } else { Ok(()) }
     }
 }

@@ -43,6 +43,7 @@
 #![allow(unsafe_code)] // Context switches and raw thread records.
 
 pub(crate) mod arch;
+pub mod c;
 pub(crate) mod coord;
 #[doc(hidden)] // public for the loom models only
 pub mod handshake;
@@ -380,7 +381,7 @@ impl Builder {
         let body: Box<dyn FnOnce() + Send + 'a> = Box::new(body);
         // SAFETY: the caller guarantees the borrow outlives the thread (see the # Safety).
         let body: Body = unsafe { core::mem::transmute::<Box<dyn FnOnce() + Send + 'a>, Body>(body) };
-        let (slot, generation) = create(body, self.stack_size, self.name.as_deref(), false)?;
+        let (slot, generation) = create(Entry::Rust(body), self.stack_size, self.name.as_deref(), false)?;
         start_os_thread(slot, Resume::Woken)?;
         Ok(JoinHandle {
             thread: Thread { id: ThreadId::new(slot, generation), name: self.name },
@@ -400,9 +401,19 @@ where
     Builder::new().spawn(f).expect("failed to spawn a persistent thread")
 }
 
-/// Creates the record and stack of a new thread running `body`. Returns its slot and
+/// What a new thread runs.
+pub(crate) enum Entry {
+    /// A Rust closure, boxed in the persistent heap by the global allocator (a Rust program's
+    /// is crthreads' heap).
+    Rust(Body),
+    /// A C start routine and its argument, kept in the record itself (the C library's Rust
+    /// allocator is volatile, so nothing of the thread may come from it).
+    C { start: c::StartFn, arg: usize },
+}
+
+/// Creates the record and stack of a new thread running `entry`. Returns its slot and
 /// generation.
-fn create(body: Body, stack: Option<usize>, name: Option<&str>, main: bool) -> std::io::Result<(usize, u32)> {
+fn create(entry: Entry, stack: Option<usize>, name: Option<&str>, main: bool) -> std::io::Result<(usize, u32)> {
     if !coord::active() {
         return Err(std::io::Error::other(
             "persistent threads run only in a program started through crthreads::main (and not in \
@@ -423,7 +434,13 @@ fn create(body: Body, stack: Option<usize>, name: Option<&str>, main: bool) -> s
         return Err(std::io::Error::from_raw_os_error(libc::ENOMEM));
     }
     guard(base as usize, size, true);
-    let entry = Box::into_raw(Box::new(body)) as u64;
+    let (entry, packet) = match entry {
+        Entry::Rust(body) => (Box::into_raw(Box::new(body)) as u64, 0),
+        Entry::C { start, arg } => {
+            table.rec(slot).flags.fetch_or(table::C_ENTRY, Ordering::Relaxed);
+            (start as usize as u64, arg as u64)
+        }
+    };
     // SAFETY: the slot was just allocated to us; nobody else touches its fields.
     unsafe {
         let r = &mut *table.rec_mut(slot);
@@ -432,7 +449,8 @@ fn create(body: Body, stack: Option<usize>, name: Option<&str>, main: bool) -> s
         r.entry = entry;
         r.preempt_frame = 0;
         r.errno = 0;
-        r.packet = 0;
+        r.packet = packet;
+        r.specific = 0;
         // The thread and its handle.
         r.refs.store(2, Ordering::Relaxed);
         let name = name.unwrap_or("").as_bytes();
@@ -471,6 +489,9 @@ fn start_os_thread(slot: usize, first: Resume) -> std::io::Result<()> {
 /// Where a new thread starts, on its persistent stack.
 extern "sysv64" fn entry_point(slot: usize) -> ! {
     let table = native::table();
+    if table.rec(slot).flags.load(Ordering::Relaxed) & table::C_ENTRY != 0 {
+        c::entry(slot);
+    }
     // SAFETY: the record's body was boxed by `create` and is taken exactly once, here.
     let body = unsafe {
         let r = &mut *table.rec_mut(slot);
@@ -743,6 +764,25 @@ pub(crate) fn parked_stacks() -> Vec<crate::ckpt::StackRange> {
     out
 }
 
+/// After a restore, before any thread runs: every live thread but the main one gets an OS thread
+/// again, and every stack its guard (the region was mapped afresh). The checkpoint's threads are
+/// listed before any of them is started: a started thread runs at once and may spawn, and a slot
+/// it takes must not look like one of the checkpoint's (two OS threads would run it).
+fn resume_live(table: &Table) {
+    let mut listed = [0u64; table::MAX_THREADS.div_ceil(64)];
+    for i in table.live() {
+        // SAFETY: no thread runs yet.
+        let (base, len) = unsafe { ((*table.rec_mut(i)).stack_base as usize, (*table.rec_mut(i)).stack_len as usize) };
+        guard(base, len, true);
+        listed[i / 64] |= 1 << (i % 64);
+    }
+    for i in (1..table::MAX_THREADS).filter(|&i| listed[i / 64] & (1 << (i % 64)) != 0) {
+        start_os_thread(i, Resume::Restored).unwrap_or_else(|e| {
+            crate::sys::fatal(&format!("cannot resume persistent thread {i}: {e}"));
+        });
+    }
+}
+
 /// Runs `f` as the program's main persistent thread, or, after a restore, resumes every thread
 /// of the checkpoint (the main one on the calling OS thread); returns the main thread's result.
 pub(crate) fn run_main<F, T>(table_base: usize, restored: bool, f: F) -> Result<T>
@@ -757,23 +797,7 @@ where
     let packet_addr;
     if restored && table.rec(0).state.load(Ordering::Acquire) == LIVE {
         drop(f);
-        // Every live thread gets an OS thread again; their guards are set again (the region
-        // was mapped afresh). The checkpoint's threads are listed before any of them is
-        // started: a started thread runs at once and may spawn, and a slot it takes must not
-        // look like one of the checkpoint's (two OS threads would run it).
-        let mut listed = [0u64; table::MAX_THREADS.div_ceil(64)];
-        for i in table.live() {
-            // SAFETY: no thread runs yet.
-            let (base, len) =
-                unsafe { ((*table.rec_mut(i)).stack_base as usize, (*table.rec_mut(i)).stack_len as usize) };
-            guard(base, len, true);
-            listed[i / 64] |= 1 << (i % 64);
-        }
-        for i in (1..table::MAX_THREADS).filter(|&i| listed[i / 64] & (1 << (i % 64)) != 0) {
-            start_os_thread(i, Resume::Restored).unwrap_or_else(|e| {
-                crate::sys::fatal(&format!("cannot resume persistent thread {i}: {e}"));
-            });
-        }
+        resume_live(&table);
         packet_addr = table.rec(0).packet_addr();
     } else {
         let packet: Arc<Packet<T>> = Arc::new(Packet { result: std::cell::UnsafeCell::new(None) });
@@ -784,7 +808,7 @@ where
             unsafe { *theirs.result.get() = Some(r) };
         });
         packet_addr = Arc::into_raw(packet) as usize;
-        let (slot, _) = create(body, Some(8 << 20), Some("main"), true).unwrap_or_else(|e| {
+        let (slot, _) = create(Entry::Rust(body), Some(8 << 20), Some("main"), true).unwrap_or_else(|e| {
             crate::sys::fatal(&format!("cannot create the main persistent thread: {e}"));
         });
         // SAFETY: the main record was just created by this thread; nothing else runs.

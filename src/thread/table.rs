@@ -36,6 +36,13 @@ pub(crate) const EXITED: u32 = 2;
 pub(crate) const DETACHED: u32 = 1;
 /// Flag: the program's main thread.
 pub(crate) const MAIN: u32 = 2;
+/// Flag: a C thread: `entry` is its start routine, `packet` its argument and then its result.
+pub(crate) const C_ENTRY: u32 = 4;
+/// Flag: a C thread someone is joining (a second joiner is refused).
+pub(crate) const JOINING: u32 = 8;
+/// Flag: a C thread that ended through `pthread_exit` (for the main thread: the process ends
+/// when the last thread does).
+pub(crate) const EXITED_EARLY: u32 = 16;
 
 /// One persistent thread, as it lies in the region.
 #[repr(C, align(128))]
@@ -54,7 +61,8 @@ pub(crate) struct ThreadRec {
     pub stack_base: u64,
     /// Bytes of the stack allocation, guard included.
     pub stack_len: u64,
-    /// The thread's body: a `*mut Body` in the persistent heap, taken when it starts.
+    /// The thread's body: a `*mut Body` in the persistent heap, taken when it starts; for a C
+    /// thread (`C_ENTRY`), its start routine.
     pub entry: u64,
     /// If the thread was parked by asynchronous preemption, the address of the signal frame's
     /// `ucontext_t` on its stack (a restore adjusts its alternate-stack fields); else 0.
@@ -64,12 +72,16 @@ pub(crate) struct ThreadRec {
     /// Length of `name`.
     pub name_len: u32,
     /// The main thread's result packet (an `Arc` leaked into the persistent heap), for
-    /// `crate::main` after a restore; 0 for other threads.
+    /// `crate::main` after a restore; 0 for other Rust threads. A C thread's argument until it
+    /// starts, then its result once it exited.
     pub packet: u64,
     /// References to the record: the thread's own and its handle's; the last to go frees it.
     pub refs: AtomicU32,
     /// The name given with `Builder::name`, truncated.
     pub name: [u8; 28],
+    /// A C thread's thread-specific data (`crate::posix::key`): a block of the persistent
+    /// heap, or 0.
+    pub specific: u64,
 }
 
 impl ThreadRec {
