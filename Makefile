@@ -7,7 +7,7 @@ TARGET_DIR ?= $(if $(CARGO_TARGET_DIR),$(CARGO_TARGET_DIR),target)
 FUZZ_SECONDS ?= 300
 FUZZ_TARGETS := store_decode heap_ops
 
-.PHONY: all build lib bin test lint loom demo bench fuzz install uninstall clean \
+.PHONY: all build lib bin test lint loom demo bench fuzz install install-files uninstall clean \
 	c-examples c-examples-plain c-examples-linked
 
 all: build
@@ -101,18 +101,30 @@ fuzz:
 	    -max_total_time=$(FUZZ_SECONDS)) || exit 1; \
 	done
 
+# `make install PREFIX=...` builds, then installs the CLI, both libraries, the headers and
+# crthreads.pc (whose Libs carry an rpath to the installed libdir, so `cc $$(pkg-config --cflags
+# --libs crthreads)` gives a program that finds libcrthreads.so without LD_LIBRARY_PATH).
+# `install-files` installs what is already built (LIB_DIR, CLI_BIN) without building.
+LIB_DIR ?= $(TARGET_DIR)/release
+CLI_BIN ?= $(TARGET_DIR)/release/crthreads
+HEADERS := $(notdir $(wildcard cabi/include/*.h))
+VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
+
 install: lib bin
+	$(MAKE) --no-print-directory install-files
+
+install-files:
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig
-	install -m 755 $(TARGET_DIR)/release/crthreads $(DESTDIR)$(PREFIX)/bin/
-	install -m 755 $(TARGET_DIR)/release/libcrthreads.so $(DESTDIR)$(PREFIX)/lib/
-	install -m 644 $(TARGET_DIR)/release/libcrthreads.a $(DESTDIR)$(PREFIX)/lib/
-	install -m 644 cabi/include/checkpoint_restore.h $(DESTDIR)$(PREFIX)/include/
-	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@VERSION@|$(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)|g' \
+	install -m 755 $(CLI_BIN) $(DESTDIR)$(PREFIX)/bin/crthreads
+	install -m 755 $(LIB_DIR)/libcrthreads.so $(DESTDIR)$(PREFIX)/lib/
+	install -m 644 $(LIB_DIR)/libcrthreads.a $(DESTDIR)$(PREFIX)/lib/
+	install -m 644 $(addprefix cabi/include/,$(HEADERS)) $(DESTDIR)$(PREFIX)/include/
+	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@VERSION@|$(VERSION)|g' \
 		cabi/crthreads.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/crthreads.pc
 
 uninstall:
 	rm -f $(DESTDIR)$(PREFIX)/bin/crthreads $(DESTDIR)$(PREFIX)/lib/libcrthreads.so $(DESTDIR)$(PREFIX)/lib/libcrthreads.a \
-		$(DESTDIR)$(PREFIX)/include/checkpoint_restore.h $(DESTDIR)$(PREFIX)/lib/pkgconfig/crthreads.pc
+		$(addprefix $(DESTDIR)$(PREFIX)/include/,$(HEADERS)) $(DESTDIR)$(PREFIX)/lib/pkgconfig/crthreads.pc
 
 clean:
 	$(CARGO) clean

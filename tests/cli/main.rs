@@ -17,6 +17,10 @@
 //!   killed with SIGKILL and resumed; finding the library next to itself, in `../lib` or through
 //!   `CRTHREADS_LIB`; setting only the environment for a program with crthreads linked in; its
 //!   refusals;
+//! - `checkpoint` against a C example (`prodcons`, 64 threads) relinked with `-lcrthreads`, by
+//!   pid and by directory, after which it ends with glibc's result and output file; `make
+//!   install` into a temporary prefix, a C program built with `pkg-config`, killed and resumed,
+//!   then `make uninstall` (`cprog`);
 //! - bad input of every command: exit status 2 and a message naming the mistake.
 //!
 //! Children are this test binary (`common::child`); the C program is built against the library
@@ -26,6 +30,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 mod control;
+mod cprog;
 mod inspect;
 #[path = "../common/json.rs"]
 mod json;
@@ -374,5 +379,10 @@ fn main() {
             run::run_sets_only_the_environment_for_a_program_with_crthreads_linked_in,
         ),
         ("run_reports_mistakes_before_starting_anything", run::run_reports_mistakes_before_starting_anything),
+        (
+            "checkpoint_of_a_busy_64_thread_c_program_and_it_runs_on_to_the_right_result",
+            cprog::checkpoint_of_a_busy_64_thread_c_program_and_it_runs_on_to_the_right_result,
+        ),
+        ("make_install_gives_a_pkg_config_build_that_resumes", cprog::make_install_gives_a_pkg_config_build_that_resumes),
     ]);
 }

@@ -1,10 +1,17 @@
 //! `crthreads checkpoint DIR|PID`: asks a running program for a checkpoint and waits until one
 //! newer than the last is committed, then prints its sequence number.
 //!
-//! The request is the signal `SIGRTMIN+9`, which a program running persistent threads
-//! (`crthreads::main`) handles under every policy. Its default action kills a process, so it is
-//! sent only to a process that has a handler installed for it (`SigCgt` in `/proc/PID/status`)
-//! and holds a checkpoint directory's lock; anything else is refused with the reason.
+//! The request is the signal `SIGRTMIN+9`, which a program running persistent threads handles
+//! under every policy: a Rust program started through `crthreads::main`, and a C program whose
+//! `main` crthreads runs as a persistent thread (relinked with `-lcrthreads` or started under
+//! `crthreads run`, unless it uses the seed interface and restarts through its own `main`).
+//! The runtime installs the handler when it starts its threads, before the program's `main`
+//! runs, so a handler for it together with the lock of a checkpoint directory is the mark of a
+//! process that takes requests (a program that installs its own handler for `SIGRTMIN+9`
+//! replaces crthreads' and gets the requests itself). The signal's default action kills a process, so it is sent only to a process that
+//! has a handler installed for it (`SigCgt` in `/proc/PID/status`) and holds a checkpoint
+//! directory's lock; anything else (a seed-interface C program, a Rust program without
+//! persistent threads, a process that is not crthreads') is refused with the reason.
 //!
 //! The program's directory is the one whose lock file it has open (`/proc/PID/fd`), or, given a
 //! directory, the lock's holder is the program (`F_GETLK`). Before sending, the newest committed
@@ -33,8 +40,10 @@ pub const SPEC: Spec = Spec {
             checkpoint (the signal SIGRTMIN+9), waits until a checkpoint newer than the last one is committed, \
             and prints its sequence number. An argument made only of digits is a PID (write ./123 for a \
             directory named 123).\n\n\
-            Only programs running persistent threads (started through crthreads::main) take these requests, \
-            under every checkpoint policy; the signal is never sent to a process that does not handle it.",
+            Programs running persistent threads take these requests under every checkpoint policy: Rust \
+            programs started through crthreads::main, and C programs relinked with -lcrthreads or started \
+            under `crthreads run` (unless they use the seed interface, crinit/checkpoint/restore, and \
+            checkpoint themselves). The signal is never sent to a process that does not handle it.",
     opts: &[
         Opt { name: "timeout", value: Some("SECS"), help: "give up after SECS seconds (default 60)" },
         PROGRESS_OPTS[0],
@@ -42,8 +51,9 @@ pub const SPEC: Spec = Spec {
     ],
     exits: &[
         "0    a checkpoint was committed; its sequence number is printed",
-        "69   the process does not take checkpoint requests (not a crthreads program running persistent threads), \
-         or it exited",
+        "69   the process does not take checkpoint requests (not a crthreads program running persistent threads: \
+         a C program using the seed interface, a Rust program without crthreads::main, another program), or it \
+         exited",
         "75   no checkpoint was committed before the timeout",
     ],
 };
@@ -69,8 +79,9 @@ pub fn main(p: Parsed) -> Outcome {
             exit::UNAVAILABLE,
             format!(
                 "process {} ({}) holds the checkpoint directory {} but does not handle checkpoint requests \
-                 (SIGRTMIN+9): only programs running persistent threads (crthreads::main) take them; this one \
-                 checkpoints when it calls checkpoint(). Nothing was sent",
+                 (SIGRTMIN+9): only programs running persistent threads (crthreads::main, or a C program whose main \
+                 crthreads runs as a thread) take them; this one checkpoints when it calls checkpoint(). Nothing \
+                 was sent",
                 proc.pid(),
                 proc.name(),
                 dir_path.display()
