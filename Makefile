@@ -74,7 +74,7 @@ demo:
 
 # Medians against baselines measured in the same run (glibc malloc, std and glibc mutexes, raw
 # page protection, pwrite bandwidth, a plain-pthreads stop-the-world, pread of the image, the
-# examples on std threads and locks).
+# examples on std threads and locks, the C examples on glibc's pthreads).
 bench:
 	$(CARGO) build --release -p crthreads-benches
 	$(CARGO) build --release --examples
@@ -90,6 +90,8 @@ bench:
 	$(TARGET_DIR)/release/latency
 	$(TARGET_DIR)/release/restore
 	$(TARGET_DIR)/release/examples-bench
+	$(MAKE) --no-print-directory bin c-examples
+	$(TARGET_DIR)/release/cexamples
 
 # Coverage-guided fuzzing (needs `cargo install cargo-fuzz`; RUSTC_BOOTSTRAP=1 lets stable rustc
 # take the sanitizer flags). New inputs go to fuzz/target/corpus; the committed fuzz/corpus seeds

@@ -383,6 +383,9 @@ fn main() {
             "checkpoint_of_a_busy_64_thread_c_program_and_it_runs_on_to_the_right_result",
             cprog::checkpoint_of_a_busy_64_thread_c_program_and_it_runs_on_to_the_right_result,
         ),
-        ("make_install_gives_a_pkg_config_build_that_resumes", cprog::make_install_gives_a_pkg_config_build_that_resumes),
+        (
+            "make_install_gives_a_pkg_config_build_that_resumes",
+            cprog::make_install_gives_a_pkg_config_build_that_resumes,
+        ),
     ]);
 }
