@@ -873,7 +873,7 @@ pub(crate) fn start_threads() -> Result<usize> {
     // program over.
     let take: Box<crate::thread::coord::TakeFn> = Box::new(|stacks, fill| internal(|| take_now(get()?, stacks, fill)));
     let roll: Box<crate::thread::coord::RollFn> = Box::new(|| internal(|| rollback_memory(get()?)));
-    internal(|| crate::thread::coord::start(table, rt.config.policy, take, roll))?;
+    internal(|| crate::thread::coord::start(table, rt.config.policy, rt.config.checkpoint_on_term, take, roll))?;
     if let Start::Restored { seq } = rt.start {
         rt.root_taken.store(true, Ordering::Relaxed);
         crate::thread::coord::set_resumed_from(seq);

@@ -515,6 +515,24 @@ pub(crate) fn install_runtime_handler(sig: c_int, h: Handler, onstack: bool, mas
     if r == 0 { Ok(()) } else { Err(Errno::last()) }
 }
 
+/// Ends the process with `sig`'s default action, as if `sig` had been delivered with no handler
+/// installed: resets its disposition to `SIG_DFL`, unblocks it on the calling thread and sends
+/// it to that thread. Raw system calls only (async-signal-safe); if the process is still alive
+/// after that (the default action of `sig` is not to end it), exits with status `128 + sig`.
+pub(crate) fn die_of(sig: c_int) -> ! {
+    reset_to_default(sig);
+    sigprocmask_raw(libc::SIG_UNBLOCK, bit(sig));
+    // SAFETY: raw calls with plain integer arguments: the signal to this very thread, then (if
+    // the process survives it) the end of every thread.
+    unsafe {
+        let pid = libc::syscall(libc::SYS_getpid);
+        let tid = libc::syscall(libc::SYS_gettid);
+        libc::syscall(libc::SYS_tgkill, pid, tid, sig);
+        libc::syscall(libc::SYS_exit_group, 128 + sig);
+    }
+    unreachable!("exit_group returned")
+}
+
 /// The lowest real-time signal the program may use (glibc keeps the first two for itself).
 pub(crate) fn sigrtmin() -> c_int {
     libc::SIGRTMIN()
