@@ -15,7 +15,17 @@
 //!   and puts the offset back. Terminals, pipes and sockets are left as they are; at most
 //!   [`MAX_FILES`] files are recorded.
 //!
-//! Both are recorded by a before-checkpoint hook and given back by `restore`, called by
+//! - **Process state** ([`crate::sys::pstate`]): the working directory, the umask, the
+//!   resource limits (a limit the program lowered is lowered again; a hard limit is never
+//!   raised), the signal dispositions (handler, flags, mask; crthreads' own handlers and
+//!   signals are left to the new process's set-up, SIGSEGV too while the `mprotect` tracker
+//!   owns it) and the main thread's signal mask. A restore gives all but the mask back with the
+//!   files; the mask is put back on the main thread's OS thread just before it resumes (a
+//!   thread that was preempted gets its mask back from its signal frame anyway). What cannot be
+//!   given back (a working directory that was removed) is reported on stderr, and the program
+//!   resumes without it.
+//!
+//! All are recorded by a before-checkpoint hook and given back by `restore`, called by
 //! `main::start_main` before any restored thread resumes. The block holding them (with the key
 //! registry) is found through the heap header.
 #![allow(unsafe_code)] // Copies between the program's globals and the mirror.
@@ -25,6 +35,7 @@ use std::sync::OnceLock;
 
 use crate::sys::PAGE;
 use crate::sys::files::{self, OpenFile};
+use crate::sys::pstate;
 
 /// Files recorded at most.
 pub const MAX_FILES: usize = 64;
@@ -39,6 +50,8 @@ pub(crate) struct State {
     /// Files recorded by the last checkpoint.
     nfiles: u64,
     files: [Rec; MAX_FILES],
+    /// The process state recorded by the last checkpoint.
+    proc_state: pstate::ProcState,
 }
 
 /// One recorded file.
@@ -153,6 +166,7 @@ fn save() {
             }
         });
         (*st).nfiles = n as u64;
+        pstate::capture(&mut (*st).proc_state);
     }
 }
 
@@ -190,7 +204,22 @@ pub(crate) fn restore() {
                 crate::sys::proc::exit_now(1);
             }
         }
+        if let Err((what, e)) = pstate::apply(&st.proc_state, crate::thread::preempt::is_runtime_handler) {
+            crate::sys::write_stderr(&[format!(
+                "crthreads: warning: {what} of the checkpoint cannot be given back ({e}); the program resumes without it\n"
+            )
+            .as_bytes()]);
+        }
     }
+}
+
+/// Puts the checkpoint's signal mask back on the calling OS thread (the main thread's, just
+/// before it resumes after a restore), never blocking crthreads' own signals.
+pub(crate) fn restore_main_mask() {
+    let Some(st) = state() else { return };
+    // SAFETY: the state block is ours; the restored threads do not write it.
+    let ps = unsafe { &(*st).proc_state };
+    pstate::apply_sigmask(ps, crate::thread::preempt::runtime_signals());
 }
 
 #[cfg(test)]

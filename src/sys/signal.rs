@@ -67,10 +67,10 @@ pub(crate) type SigactionFn = unsafe extern "C" fn(c_int, *const libc::sigaction
 pub(crate) const SEGV_ACCERR: c_int = 2;
 
 /// `SA_RESTORER`: glibc sets it (with its own restorer) on every disposition it installs.
-const SA_RESTORER: c_int = 0x0400_0000;
+pub(crate) const SA_RESTORER: c_int = 0x0400_0000;
 
 /// glibc's internal signals (`SIGCANCEL`, `SIGSETXID`), whose dispositions are glibc's own.
-const GLIBC_INTERNAL: [c_int; 2] = [32, 33];
+pub(crate) const GLIBC_INTERNAL: [c_int; 2] = [32, 33];
 
 /// The kernel's signal mask bit of `sig`.
 #[inline]

@@ -229,6 +229,8 @@ pub(crate) fn run_main(table_base: usize, restored: bool, start: StartFn, arg: *
         && table.rec(0).flags.load(Ordering::Relaxed) & C_ENTRY != 0;
     if resume {
         super::resume_live(&table);
+        // After the other threads got their OS threads (which inherit this one's mask).
+        crate::posix::process::restore_main_mask();
     } else {
         super::create(Entry::C { start, arg: arg as usize }, Some(8 << 20), Some("main"), true).unwrap_or_else(|e| {
             crate::sys::fatal(&format!("cannot create the main persistent thread: {e}"));

@@ -35,7 +35,8 @@ use std::sync::OnceLock;
 
 use super::native::{self, NATIVES, RUNNING, Request, Resume};
 use super::{coord, table::Table};
-use crate::sys::{signal, thread as ost, tls};
+use crate::sys::signal::{self, Handler};
+use crate::sys::{thread as ost, tls};
 
 static PREEMPT: AtomicI32 = AtomicI32::new(0);
 static REQUEST: AtomicI32 = AtomicI32::new(0);
@@ -75,6 +76,20 @@ pub(crate) fn install(on_term: bool) -> crate::error::Result<()> {
             .map_err(|e| crate::error::Error::os("sigaction (SIGTERM, CRTHREADS_ON_TERM=checkpoint)", e))?;
     }
     Ok(())
+}
+
+/// Whether `handler` is one of the handlers installed here (a restored process's dispositions
+/// leave them to this process's own set-up).
+pub(crate) fn is_runtime_handler(handler: usize) -> bool {
+    let ours: [Handler; 3] = [on_request, on_preempt, on_term_signal];
+    ours.iter().any(|&h| h as usize == handler)
+}
+
+/// The signals crthreads uses itself (its preemption and request signals, and SIGSEGV while the
+/// write-fault tracker owns it): a restored signal mask never blocks them.
+pub(crate) fn runtime_signals() -> u64 {
+    let segv = if signal::segv_is_virtual() { signal::bit(libc::SIGSEGV) } else { 0 };
+    signal::bit(preempt_signal()) | signal::bit(request_signal()) | segv
 }
 
 /// Unblocks the preemption signal on the calling OS thread (after a rollback abandoned a
