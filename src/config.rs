@@ -19,6 +19,7 @@
 //! | `CRTHREADS_POLICY`     | `every-release`, `interval` or `manual`     | `every-release`         |
 //! | `CRTHREADS_INTERVAL`   | seconds between checkpoints (`interval`)    | `1`                     |
 //! | `CRTHREADS_ON_TERM`    | `checkpoint`: SIGTERM takes a checkpoint, then ends the process as SIGTERM would; `default` | `default` |
+//! | `CRTHREADS_UNSUPPORTED_FDS` | C programs: `refuse` a checkpoint while the program holds a descriptor no restore can give back (socket, pipe, eventfd…), or `ignore` them | `refuse` |
 //! | `CRTHREADS_LIB`        | `crthreads run`: the `libcrthreads.so` to preload | next to `crthreads`, or `../lib` |
 //!
 //! A relative directory (the default is one) is resolved against the working directory once,
@@ -60,6 +61,7 @@ pub const KNOWN_VARS: &[&str] = &[
     "CRTHREADS_POLICY",
     "CRTHREADS_INTERVAL",
     "CRTHREADS_ON_TERM",
+    "CRTHREADS_UNSUPPORTED_FDS",
     // Read by the `crthreads` command (`run`), inherited by the programs it runs.
     "CRTHREADS_LIB",
     // Set by crthreads itself: the persistent process's mark, and the re-execution marker.
@@ -156,6 +158,9 @@ pub struct Config {
     pub(crate) policy: Policy,
     /// `CRTHREADS_ON_TERM=checkpoint`: SIGTERM checkpoints, then ends the process.
     pub(crate) checkpoint_on_term: bool,
+    /// `CRTHREADS_UNSUPPORTED_FDS=ignore`: checkpoint C programs that hold sockets, pipes and
+    /// the like (not restored) instead of refusing.
+    pub(crate) ignore_unsupported_fds: bool,
     origins: Origins,
 }
 
@@ -172,6 +177,7 @@ impl Default for Config {
             stats: None,
             policy: Policy::EveryRelease,
             checkpoint_on_term: false,
+            ignore_unsupported_fds: false,
             origins: Origins::default(),
         }
     }
@@ -257,6 +263,13 @@ impl Config {
                 "checkpoint" => true,
                 "default" => false,
                 _ => return Err(bad("CRTHREADS_ON_TERM", &v, "`checkpoint` or `default` (in any case)")),
+            };
+        }
+        if let Some(v) = get("CRTHREADS_UNSUPPORTED_FDS") {
+            self.ignore_unsupported_fds = match text("CRTHREADS_UNSUPPORTED_FDS", &v)?.to_ascii_lowercase().as_str() {
+                "ignore" => true,
+                "refuse" => false,
+                _ => return Err(bad("CRTHREADS_UNSUPPORTED_FDS", &v, "`refuse` or `ignore` (in any case)")),
             };
         }
         if let Some(v) = get("CRTHREADS_STATS") {
@@ -629,6 +642,7 @@ mod tests {
             ("CRTHREADS_KEEP", "2", "`1` or `0`"),
             ("CRTHREADS_DIR", "", "directory"),
             ("CRTHREADS_ON_TERM", "save", "`checkpoint` or `default`"),
+            ("CRTHREADS_UNSUPPORTED_FDS", "skip", "`refuse` or `ignore`"),
         ] {
             let e = with(&[(var, val)]).unwrap_err().to_string();
             assert!(e.contains(var) && e.contains(needle), "{var}={val}: {e}");
