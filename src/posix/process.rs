@@ -15,7 +15,7 @@
 //!   and puts the offset back. Terminals, pipes and sockets are left as they are; at most
 //!   [`MAX_FILES`] files are recorded.
 //!
-//! - **Process state** ([`crate::sys::pstate`]): the working directory, the umask, the
+//! - **Process state** (`sys::pstate`): the working directory, the umask, the
 //!   resource limits (a limit the program lowered is lowered again; a hard limit is never
 //!   raised), the signal dispositions (handler, flags, mask; crthreads' own handlers and
 //!   signals are left to the new process's set-up, SIGSEGV too while the `mprotect` tracker
