@@ -18,6 +18,8 @@
 //! | `CRTHREADS_AUTO`       | C library: `0` waits for `crinit()`         | `1`                     |
 //! | `CRTHREADS_POLICY`     | `every-release`, `interval` or `manual`     | `every-release`         |
 //! | `CRTHREADS_INTERVAL`   | seconds between checkpoints (`interval`)    | `1`                     |
+//! | `CRTHREADS_ON_TERM`    | `checkpoint`: SIGTERM takes a checkpoint, then ends the process as SIGTERM would; `default` | `default` |
+//! | `CRTHREADS_UNSUPPORTED_FDS` | C programs: `refuse` a checkpoint while the program holds a descriptor no restore can give back (socket, pipe, eventfd…), or `ignore` them | `refuse` |
 //! | `CRTHREADS_LIB`        | `crthreads run`: the `libcrthreads.so` to preload | next to `crthreads`, or `../lib` |
 //!
 //! A relative directory (the default is one) is resolved against the working directory once,
@@ -58,6 +60,8 @@ pub const KNOWN_VARS: &[&str] = &[
     "CRTHREADS_FAILPOINT",
     "CRTHREADS_POLICY",
     "CRTHREADS_INTERVAL",
+    "CRTHREADS_ON_TERM",
+    "CRTHREADS_UNSUPPORTED_FDS",
     // Read by the `crthreads` command (`run`), inherited by the programs it runs.
     "CRTHREADS_LIB",
     // Set by crthreads itself: the persistent process's mark, and the re-execution marker.
@@ -152,6 +156,11 @@ pub struct Config {
     pub(crate) keep: bool,
     pub(crate) stats: Option<PathBuf>,
     pub(crate) policy: Policy,
+    /// `CRTHREADS_ON_TERM=checkpoint`: SIGTERM checkpoints, then ends the process.
+    pub(crate) checkpoint_on_term: bool,
+    /// `CRTHREADS_UNSUPPORTED_FDS=ignore`: checkpoint C programs that hold sockets, pipes and
+    /// the like (not restored) instead of refusing.
+    pub(crate) ignore_unsupported_fds: bool,
     origins: Origins,
 }
 
@@ -167,6 +176,8 @@ impl Default for Config {
             keep: false,
             stats: None,
             policy: Policy::EveryRelease,
+            checkpoint_on_term: false,
+            ignore_unsupported_fds: false,
             origins: Origins::default(),
         }
     }
@@ -247,6 +258,20 @@ impl Config {
             // An interval alone asks for the interval policy.
             self.policy = Policy::Interval(i);
         }
+        if let Some(v) = get("CRTHREADS_ON_TERM") {
+            self.checkpoint_on_term = match text("CRTHREADS_ON_TERM", &v)?.to_ascii_lowercase().as_str() {
+                "checkpoint" => true,
+                "default" => false,
+                _ => return Err(bad("CRTHREADS_ON_TERM", &v, "`checkpoint` or `default` (in any case)")),
+            };
+        }
+        if let Some(v) = get("CRTHREADS_UNSUPPORTED_FDS") {
+            self.ignore_unsupported_fds = match text("CRTHREADS_UNSUPPORTED_FDS", &v)?.to_ascii_lowercase().as_str() {
+                "ignore" => true,
+                "refuse" => false,
+                _ => return Err(bad("CRTHREADS_UNSUPPORTED_FDS", &v, "`refuse` or `ignore` (in any case)")),
+            };
+        }
         if let Some(v) = get("CRTHREADS_STATS") {
             if v.is_empty() {
                 return Err(bad("CRTHREADS_STATS", &v, "a file path"));
@@ -299,6 +324,12 @@ impl Config {
     /// Chooses when checkpoints are taken in a program with persistent threads.
     pub fn policy(mut self, p: Policy) -> Config {
         self.policy = p;
+        self
+    }
+    /// Whether SIGTERM takes a checkpoint and then ends the process as SIGTERM would (default:
+    /// no; SIGTERM keeps its usual effect).
+    pub fn checkpoint_on_term(mut self, on: bool) -> Config {
+        self.checkpoint_on_term = on;
         self
     }
     /// The policy.
@@ -610,11 +641,20 @@ mod tests {
             ("CRTHREADS_REEXEC", "maybe", "`yes`/`no`"),
             ("CRTHREADS_KEEP", "2", "`1` or `0`"),
             ("CRTHREADS_DIR", "", "directory"),
+            ("CRTHREADS_ON_TERM", "save", "`checkpoint` or `default`"),
+            ("CRTHREADS_UNSUPPORTED_FDS", "skip", "`refuse` or `ignore`"),
         ] {
             let e = with(&[(var, val)]).unwrap_err().to_string();
             assert!(e.contains(var) && e.contains(needle), "{var}={val}: {e}");
             assert!(e.contains(&format!("{var}={val:?}")), "the value is echoed as typed: {e}");
         }
+    }
+
+    #[test]
+    fn on_term_parses() {
+        assert!(!with(&[]).unwrap().checkpoint_on_term, "SIGTERM keeps its usual effect by default");
+        assert!(with(&[("CRTHREADS_ON_TERM", "Checkpoint")]).unwrap().checkpoint_on_term);
+        assert!(!with(&[("CRTHREADS_ON_TERM", "default")]).unwrap().checkpoint_on_term);
     }
 
     #[test]

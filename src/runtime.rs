@@ -662,6 +662,21 @@ pub fn checkpoint() -> Result<Stats> {
 
 /// Takes a checkpoint on the calling thread, with the stacks of the parked persistent threads,
 /// and reports it (statistics file, or a rate-limited warning on failure).
+/// A check made before each checkpoint (the C runtime's: no descriptor it cannot restore is
+/// open); an error refuses the checkpoint like a failed one.
+static VETO: std::sync::OnceLock<fn() -> Result<()>> = std::sync::OnceLock::new();
+
+/// Sets the check made before each checkpoint (once).
+pub(crate) fn set_checkpoint_veto(f: fn() -> Result<()>) {
+    let _ = VETO.set(f);
+}
+
+/// Whether C programs' checkpoints ignore descriptors they cannot restore
+/// (`CRTHREADS_UNSUPPORTED_FDS=ignore`).
+pub(crate) fn ignores_unsupported_fds() -> bool {
+    get().is_ok_and(|rt| rt.config.ignore_unsupported_fds)
+}
+
 fn take_now(rt: &Runtime, stacks: &[ckpt::StackRange], fill: &dyn Fn(&mut Stats)) -> Result<Stats> {
     rt.check_owner()?;
     let _held = Held::new();
@@ -672,13 +687,15 @@ fn take_now(rt: &Runtime, stacks: &[ckpt::StackRange], fill: &dyn Fn(&mut Stats)
     }
     let st = &mut *guard;
     let prev = st.store.seq();
-    let r = ckpt::take(Parts {
-        layout: &rt.layout,
-        store: &mut st.store,
-        tracker: &*rt.tracker,
-        meta: &rt.meta,
-        scratch: &mut st.scratch,
-        stacks,
+    let r = VETO.get().map_or(Ok(()), |f| f()).and_then(|()| {
+        ckpt::take(Parts {
+            layout: &rt.layout,
+            store: &mut st.store,
+            tracker: &*rt.tracker,
+            meta: &rt.meta,
+            scratch: &mut st.scratch,
+            stacks,
+        })
     });
     match r {
         Ok(mut stats) => {
@@ -873,7 +890,7 @@ pub(crate) fn start_threads() -> Result<usize> {
     // program over.
     let take: Box<crate::thread::coord::TakeFn> = Box::new(|stacks, fill| internal(|| take_now(get()?, stacks, fill)));
     let roll: Box<crate::thread::coord::RollFn> = Box::new(|| internal(|| rollback_memory(get()?)));
-    internal(|| crate::thread::coord::start(table, rt.config.policy, take, roll))?;
+    internal(|| crate::thread::coord::start(table, rt.config.policy, rt.config.checkpoint_on_term, take, roll))?;
     if let Start::Restored { seq } = rt.start {
         rt.root_taken.store(true, Ordering::Relaxed);
         crate::thread::coord::set_resumed_from(seq);

@@ -55,6 +55,7 @@ pub unsafe fn start_main(main: MainFn, argc: c_int, argv: *mut *mut c_char, envp
         return direct();
     }
     crate::thread::c::set_exit_hook(super::key::thread_exit);
+    crate::thread::c::set_resume_hook(super::process::restore_main_mask);
     let restored = matches!(crate::runtime::start(), Ok(crate::Start::Restored { .. }));
     if let Err(e) = super::process::prepare() {
         crate::sys::write_stderr(&[format!("crthreads: cannot start threads: {e}\n").as_bytes()]);

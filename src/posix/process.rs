@@ -15,7 +15,25 @@
 //!   and puts the offset back. Terminals, pipes and sockets are left as they are; at most
 //!   [`MAX_FILES`] files are recorded.
 //!
-//! Both are recorded by a before-checkpoint hook and given back by `restore`, called by
+//! - **Process state** (`sys::pstate`): the working directory, the umask, the
+//!   resource limits (a limit the program lowered is lowered again; a hard limit is never
+//!   raised), the signal dispositions (handler, flags, mask; crthreads' own handlers and
+//!   signals are left to the new process's set-up, SIGSEGV too while the `mprotect` tracker
+//!   owns it) and the main thread's signal mask. A restore gives all but the mask back with the
+//!   files; the mask is put back on the main thread's OS thread just before it resumes (a
+//!   thread that was preempted gets its mask back from its signal frame anyway). What cannot be
+//!   given back (a working directory that was removed) is reported on stderr, and the program
+//!   resumes without it.
+//!
+//! - **Descriptors no restore can give back** (sockets, pipes and FIFOs, kernel objects such as
+//!   eventfd, epoll, timerfd or inotify descriptors) refuse a checkpoint while the program holds
+//!   one it opened itself: the checkpoint fails with a message naming the descriptor's number
+//!   and kind (the previous checkpoint stays valid; the warning is rate-limited), unless
+//!   `CRTHREADS_UNSUPPORTED_FDS=ignore`, under which they are simply not restored. Descriptors
+//!   the process inherited when it started (0, 1 and 2, and any other its parent left open,
+//!   recognised by device and inode) are the environment's and left as they are.
+//!
+//! All are recorded by a before-checkpoint hook and given back by `restore`, called by
 //! `main::start_main` before any restored thread resumes. The block holding them (with the key
 //! registry) is found through the heap header.
 #![allow(unsafe_code)] // Copies between the program's globals and the mirror.
@@ -25,6 +43,7 @@ use std::sync::OnceLock;
 
 use crate::sys::PAGE;
 use crate::sys::files::{self, OpenFile};
+use crate::sys::pstate;
 
 /// Files recorded at most.
 pub const MAX_FILES: usize = 64;
@@ -39,6 +58,8 @@ pub(crate) struct State {
     /// Files recorded by the last checkpoint.
     nfiles: u64,
     files: [Rec; MAX_FILES],
+    /// The process state recorded by the last checkpoint.
+    proc_state: pstate::ProcState,
 }
 
 /// One recorded file.
@@ -60,6 +81,38 @@ pub(crate) fn state() -> Option<*mut State> {
         crate::heap::program(|| crate::heap::alloc(core::mem::size_of::<State>(), 64, true))
     });
     (!p.is_null()).then_some(p as *mut State)
+}
+
+/// Descriptors this process inherited (number, device, inode), recorded by `prepare`.
+static INHERITED: OnceLock<Vec<(i32, u64, u64)>> = OnceLock::new();
+
+/// The check before each checkpoint: refuses it while the program holds a descriptor that no
+/// restore can give back (see the module docs).
+fn refuse_unsupported() -> crate::Result<()> {
+    if crate::runtime::ignores_unsupported_fds() {
+        return Ok(());
+    }
+    let inherited = INHERITED.get().map_or(&[][..], |v| &v[..]);
+    let mut first: Option<(i32, &'static str, [u8; 64], usize)> = None;
+    let _ = files::each_unsupported(crate::sys::fs::RUNTIME_FD_MIN, |u| {
+        if first.is_none() && !crate::sys::fs::is_runtime_fd(u.fd) && !inherited.contains(&(u.fd, u.dev, u.ino)) {
+            let mut link = [0u8; 64];
+            link[..u.link.len()].copy_from_slice(u.link);
+            first = Some((u.fd, u.kind, link, u.link.len()));
+        }
+    });
+    match first {
+        None => Ok(()),
+        Some((fd, kind, link, len)) => Err(crate::Error::Unsupported {
+            what: format!(
+                "a checkpoint while descriptor {fd} is open ({kind}, {})",
+                String::from_utf8_lossy(&link[..len])
+            ),
+            why: "no restore can give it back; close it before checkpoints are taken, or set \
+                  CRTHREADS_UNSUPPORTED_FDS=ignore to checkpoint without it"
+                .into(),
+        }),
+    }
 }
 
 /// The globals' ranges in this process (computed once, by `prepare`).
@@ -114,6 +167,14 @@ pub(crate) fn prepare() -> crate::Result<()> {
         }
     }
     let _ = GLOBALS.set(ranges);
+    let mut inherited = Vec::new();
+    let _ = files::each_unsupported(crate::sys::fs::RUNTIME_FD_MIN, |u| {
+        if !crate::sys::fs::is_runtime_fd(u.fd) {
+            inherited.push((u.fd, u.dev, u.ino));
+        }
+    });
+    let _ = INHERITED.set(inherited);
+    crate::runtime::set_checkpoint_veto(refuse_unsupported);
     crate::hooks::before_checkpoint(save)
 }
 
@@ -140,7 +201,7 @@ fn save() {
         }
         let mut n = 0;
         let _ = files::each_regular(crate::sys::fs::RUNTIME_FD_MIN, |f| {
-            if n < MAX_FILES {
+            if n < MAX_FILES && !crate::sys::fs::is_runtime_fd(f.fd) {
                 (*st).files[n] = Rec {
                     fd: f.fd,
                     flags: f.flags,
@@ -153,6 +214,7 @@ fn save() {
             }
         });
         (*st).nfiles = n as u64;
+        pstate::capture(&mut (*st).proc_state);
     }
 }
 
@@ -190,7 +252,22 @@ pub(crate) fn restore() {
                 crate::sys::proc::exit_now(1);
             }
         }
+        if let Err((what, e)) = pstate::apply(&st.proc_state, crate::thread::preempt::is_runtime_handler) {
+            crate::sys::write_stderr(&[format!(
+                "crthreads: warning: {what} of the checkpoint cannot be given back ({e}); the program resumes without it\n"
+            )
+            .as_bytes()]);
+        }
     }
+}
+
+/// Puts the checkpoint's signal mask back on the calling OS thread (the main thread's, just
+/// before it resumes after a restore), never blocking crthreads' own signals.
+pub(crate) fn restore_main_mask() {
+    let Some(st) = state() else { return };
+    // SAFETY: the state block is ours; the restored threads do not write it.
+    let ps = unsafe { &(*st).proc_state };
+    pstate::apply_sigmask(ps, crate::thread::preempt::runtime_signals());
 }
 
 #[cfg(test)]

@@ -61,6 +61,17 @@ fn cpath(p: &Path) -> Result<CString, Errno> {
 /// with its standard descriptors closed never finds its output going to crthreads' files).
 pub const RUNTIME_FD_MIN: i32 = 512;
 
+/// The runtime's descriptors that had to stay below [`RUNTIME_FD_MIN`] (a low descriptor
+/// limit), one bit each: never taken for the program's.
+static LOW_RUNTIME: [core::sync::atomic::AtomicU64; RUNTIME_FD_MIN as usize / 64] =
+    [const { core::sync::atomic::AtomicU64::new(0) }; RUNTIME_FD_MIN as usize / 64];
+
+/// Whether `fd` is (or was) one of the runtime's own descriptors.
+pub fn is_runtime_fd(fd: i32) -> bool {
+    fd >= RUNTIME_FD_MIN
+        || (fd >= 0 && LOW_RUNTIME[fd as usize / 64].load(core::sync::atomic::Ordering::Relaxed) & 1 << (fd % 64) != 0)
+}
+
 /// Takes ownership of a descriptor just returned by the kernel, moving it to
 /// [`RUNTIME_FD_MIN`] or above (3 or above if the descriptor limit is lower). The result is
 /// close-on-exec.
@@ -76,9 +87,13 @@ pub(crate) fn owned(fd: libc::c_long) -> OwnedFd {
         if high >= 3 {
             // SAFETY: `fd` is ours and no longer needed; the duplicate refers to the same file.
             unsafe { libc::close(fd) };
+            if high < RUNTIME_FD_MIN {
+                LOW_RUNTIME[high as usize / 64].fetch_or(1 << (high % 64), core::sync::atomic::Ordering::Relaxed);
+            }
             // SAFETY: `high` was just created and is owned by no one else.
             return unsafe { OwnedFd::from_raw_fd(high) };
         }
+        LOW_RUNTIME[fd as usize / 64].fetch_or(1 << (fd % 64), core::sync::atomic::Ordering::Relaxed);
     }
     // SAFETY: `fd` was just returned by a successful open and is owned by no one else.
     unsafe { OwnedFd::from_raw_fd(fd) }

@@ -17,6 +17,7 @@ pub(crate) mod futex;
 pub(crate) mod mman;
 pub(crate) mod pagemap;
 pub mod proc;
+pub(crate) mod pstate;
 pub mod real;
 pub(crate) mod signal;
 pub(crate) mod stdio;

@@ -67,10 +67,10 @@ pub(crate) type SigactionFn = unsafe extern "C" fn(c_int, *const libc::sigaction
 pub(crate) const SEGV_ACCERR: c_int = 2;
 
 /// `SA_RESTORER`: glibc sets it (with its own restorer) on every disposition it installs.
-const SA_RESTORER: c_int = 0x0400_0000;
+pub(crate) const SA_RESTORER: c_int = 0x0400_0000;
 
 /// glibc's internal signals (`SIGCANCEL`, `SIGSETXID`), whose dispositions are glibc's own.
-const GLIBC_INTERNAL: [c_int; 2] = [32, 33];
+pub(crate) const GLIBC_INTERNAL: [c_int; 2] = [32, 33];
 
 /// The kernel's signal mask bit of `sig`.
 #[inline]
@@ -513,6 +513,24 @@ pub(crate) fn install_runtime_handler(sig: c_int, h: Handler, onstack: bool, mas
     // SAFETY: `act` is a complete disposition for `sig`; no old one is asked for.
     let r = unsafe { next_sigaction()(sig, &act, core::ptr::null_mut()) };
     if r == 0 { Ok(()) } else { Err(Errno::last()) }
+}
+
+/// Ends the process with `sig`'s default action, as if `sig` had been delivered with no handler
+/// installed: resets its disposition to `SIG_DFL`, unblocks it on the calling thread and sends
+/// it to that thread. Raw system calls only (async-signal-safe); if the process is still alive
+/// after that (the default action of `sig` is not to end it), exits with status `128 + sig`.
+pub(crate) fn die_of(sig: c_int) -> ! {
+    reset_to_default(sig);
+    sigprocmask_raw(libc::SIG_UNBLOCK, bit(sig));
+    // SAFETY: raw calls with plain integer arguments: the signal to this very thread, then (if
+    // the process survives it) the end of every thread.
+    unsafe {
+        let pid = libc::syscall(libc::SYS_getpid);
+        let tid = libc::syscall(libc::SYS_gettid);
+        libc::syscall(libc::SYS_tgkill, pid, tid, sig);
+        libc::syscall(libc::SYS_exit_group, 128 + sig);
+    }
+    unreachable!("exit_group returned")
 }
 
 /// The lowest real-time signal the program may use (glibc keeps the first two for itself).

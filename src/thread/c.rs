@@ -64,6 +64,15 @@ pub fn set_exit_hook(f: fn()) {
     EXIT_HOOK.store(f as usize, Ordering::Release);
 }
 
+/// What runs on the main thread's OS thread just before a restored main thread resumes (the
+/// C runtime puts the checkpoint's signal mask back).
+static RESUME_HOOK: std::sync::OnceLock<fn()> = std::sync::OnceLock::new();
+
+/// Sets what runs just before a restored main thread resumes (once).
+pub fn set_resume_hook(f: fn()) {
+    let _ = RESUME_HOOK.set(f);
+}
+
 /// Whether `id` names a crthreads thread (the C library's handles never have the tag).
 pub fn is_ours(id: u64) -> bool {
     id & ID_TAG != 0
@@ -229,6 +238,10 @@ pub(crate) fn run_main(table_base: usize, restored: bool, start: StartFn, arg: *
         && table.rec(0).flags.load(Ordering::Relaxed) & C_ENTRY != 0;
     if resume {
         super::resume_live(&table);
+        // After the other threads got their OS threads (which inherit this one's mask).
+        if let Some(f) = RESUME_HOOK.get() {
+            f();
+        }
     } else {
         super::create(Entry::C { start, arg: arg as usize }, Some(8 << 20), Some("main"), true).unwrap_or_else(|e| {
             crate::sys::fatal(&format!("cannot create the main persistent thread: {e}"));

@@ -13,6 +13,14 @@
 //! 3. `phase = IDLE`: the outcome is published (the attempt's ticket) and every thread waiting
 //!    in `leave_safe` or on a ticket is woken.
 //!
+//! With `CRTHREADS_ON_TERM=checkpoint`, a SIGTERM is a request marked as a termination
+//! ([`term`]): after the first attempt that ends once the mark is set, the coordinator ends the
+//! process with SIGTERM's default action ([`crate::sys::signal::die_of`]) *before* it releases
+//! the threads, if that attempt committed: no program code runs between the checkpoint and the
+//! end, so a rerun resumes from that very instant. An attempt that was abandoned or failed is
+//! retried up to [`TERM_TRIES`] times (the previous checkpoint stays valid); after that, or once
+//! the main thread has returned, the process ends without a new checkpoint.
+//!
 //! | phase        | value | threads may leave a safepoint? |
 //! |--------------|-------|--------------------------------|
 //! | `IDLE`       | 0     | yes                            |
@@ -51,6 +59,14 @@ const GATHER_LIMIT_NS: u64 = 500_000_000;
 /// The shortest limit: after attempts in a row were abandoned (a thread stays blocked outside
 /// crthreads), each next one waits a quarter as long, down to this, until one commits.
 const GATHER_LIMIT_MIN_NS: u64 = 10_000_000;
+/// Attempts made for a SIGTERM before the process ends without a new checkpoint.
+const TERM_TRIES: u32 = 4;
+
+/// SIGTERM arrived (`CRTHREADS_ON_TERM=checkpoint`): set by the signal handler.
+static TERM: AtomicBool = AtomicBool::new(false);
+/// Attempts made since SIGTERM arrived (the coordinator's own count).
+static TERM_ATTEMPTS: AtomicU32 = AtomicU32::new(0);
+
 /// How often a thread that is still running is signalled again while gathering.
 const RESIGNAL_NS: u64 = 2_000_000;
 
@@ -182,6 +198,13 @@ pub(crate) fn request() {
     futex::wake(&C.requests, 1);
 }
 
+/// SIGTERM arrived and must end the process after a checkpoint (async-signal-safe: the
+/// SIGTERM handler calls it).
+pub(crate) fn term() {
+    TERM.store(true, Ordering::SeqCst);
+    request();
+}
+
 /// Called on the native side of a safe thread: waits until an attempt that includes this
 /// thread's current state has finished (a checkpoint, or with `rollback` a rollback), and
 /// records which one in `t`.
@@ -252,6 +275,7 @@ pub(crate) fn outcome(t: Ticket) -> Outcome {
 pub(crate) fn start(
     table_base: usize,
     policy: Policy,
+    on_term: bool,
     take: Box<TakeFn>,
     roll: Box<RollFn>,
 ) -> crate::error::Result<()> {
@@ -266,7 +290,7 @@ pub(crate) fn start(
         Policy::Interval(d) => C.policy_ms.store(d.as_millis().max(1) as u64, Ordering::Relaxed),
         Policy::Manual => {}
     }
-    super::preempt::install()?;
+    super::preempt::install(on_term)?;
     // Release: the table is usable before anyone sees threads mode on.
     C.table.store(table_base, Ordering::Release);
     crate::heap::events::set_allocation_check(super::check_allocator);
@@ -411,7 +435,32 @@ fn attempt() {
         Err(e)
     };
     crate::failpoint::hit("before-resume", STAGE_HITS[1].fetch_add(1, Ordering::Relaxed) + 1);
+    if TERM.load(Ordering::SeqCst) {
+        end_for_term(&result);
+    }
     publish(n, result);
+}
+
+/// After an attempt made once SIGTERM arrived, with the threads still stopped: ends the process
+/// as SIGTERM would if the attempt committed (or no checkpoint can be taken any more), or asks
+/// for another attempt.
+fn end_for_term(result: &crate::error::Result<crate::ckpt::Stats>) {
+    let tries = TERM_ATTEMPTS.fetch_add(1, Ordering::Relaxed) + 1;
+    match result {
+        Ok(_) => crate::sys::signal::die_of(libc::SIGTERM),
+        Err(_) if C.stopped.load(Ordering::SeqCst) => crate::sys::signal::die_of(libc::SIGTERM),
+        Err(e) if tries >= TERM_TRIES => {
+            crate::sys::warn_limited(
+                "term-no-checkpoint",
+                &format!(
+                    "SIGTERM: no checkpoint could be taken in {tries} attempts (the last: {e}); ending \
+                     the process now, the previous checkpoint stays valid"
+                ),
+            );
+            crate::sys::signal::die_of(libc::SIGTERM)
+        }
+        Err(_) => request(),
+    }
 }
 
 /// The refusal of an attempt once the main thread returned (see [`stop`]).

@@ -23,7 +23,10 @@
 //! stack at the new OS thread's, which `sigreturn` installs.
 //!
 //! [`request_signal`] asks for a checkpoint under every policy (`kill -s RTMIN+9 <pid>`); its
-//! handler only wakes the coordinator.
+//! handler only wakes the coordinator. With `CRTHREADS_ON_TERM=checkpoint`, SIGTERM gets a
+//! handler too, which only marks the request as a termination ([`coord::term`]): the
+//! coordinator ends the process once a checkpoint is committed. A program that installs its own
+//! SIGTERM handler later (with `sigaction` or `signal`) replaces this one, so its handler wins.
 #![allow(unsafe_code)] // Signal handlers and ucontext.
 
 use core::ffi::c_void;
@@ -32,7 +35,8 @@ use std::sync::OnceLock;
 
 use super::native::{self, NATIVES, RUNNING, Request, Resume};
 use super::{coord, table::Table};
-use crate::sys::{signal, thread as ost, tls};
+use crate::sys::signal::{self, Handler};
+use crate::sys::{thread as ost, tls};
 
 static PREEMPT: AtomicI32 = AtomicI32::new(0);
 static REQUEST: AtomicI32 = AtomicI32::new(0);
@@ -56,8 +60,9 @@ pub fn request_signal() -> i32 {
     signal::sigrtmin() + 9
 }
 
-/// Works out where the handler may park and installs both handlers.
-pub(crate) fn install() -> crate::error::Result<()> {
+/// Works out where the handler may park and installs both handlers (and the SIGTERM handler if
+/// `on_term`).
+pub(crate) fn install(on_term: bool) -> crate::error::Result<()> {
     let _ = CODE.get_or_init(code_ranges);
     let (p, r) = (preempt_signal(), request_signal());
     PREEMPT.store(p, Ordering::Relaxed);
@@ -65,7 +70,26 @@ pub(crate) fn install() -> crate::error::Result<()> {
     signal::install_runtime_handler(p, on_preempt, false, 0)
         .map_err(|e| crate::error::Error::os("sigaction (preemption signal)", e))?;
     signal::install_runtime_handler(r, on_request, true, 0)
-        .map_err(|e| crate::error::Error::os("sigaction (checkpoint request signal)", e))
+        .map_err(|e| crate::error::Error::os("sigaction (checkpoint request signal)", e))?;
+    if on_term {
+        signal::install_runtime_handler(libc::SIGTERM, on_term_signal, true, 0)
+            .map_err(|e| crate::error::Error::os("sigaction (SIGTERM, CRTHREADS_ON_TERM=checkpoint)", e))?;
+    }
+    Ok(())
+}
+
+/// Whether `handler` is one of the handlers installed here (a restored process's dispositions
+/// leave them to this process's own set-up).
+pub(crate) fn is_runtime_handler(handler: usize) -> bool {
+    let ours: [Handler; 3] = [on_request, on_preempt, on_term_signal];
+    ours.iter().any(|&h| h as usize == handler)
+}
+
+/// The signals crthreads uses itself (its preemption and request signals, and SIGSEGV while the
+/// write-fault tracker owns it): a restored signal mask never blocks them.
+pub(crate) fn runtime_signals() -> u64 {
+    let segv = if signal::segv_is_virtual() { signal::bit(libc::SIGSEGV) } else { 0 };
+    signal::bit(preempt_signal()) | signal::bit(request_signal()) | segv
 }
 
 /// Unblocks the preemption signal on the calling OS thread (after a rollback abandoned a
@@ -95,6 +119,12 @@ pub(crate) fn poke(i: usize) {
 extern "C" fn on_request(_sig: libc::c_int, _info: *mut libc::siginfo_t, _ctx: *mut c_void) {
     let e = crate::sys::errno();
     coord::request();
+    crate::sys::set_errno(e);
+}
+
+extern "C" fn on_term_signal(_sig: libc::c_int, _info: *mut libc::siginfo_t, _ctx: *mut c_void) {
+    let e = crate::sys::errno();
+    coord::term();
     crate::sys::set_errno(e);
 }
 

@@ -229,6 +229,12 @@ impl Run {
         std::fs::read_to_string(&self.out_path).unwrap_or_default()
     }
 
+    /// What the program has printed on stderr so far.
+    #[allow(dead_code)] // only some drivers watch stderr while the program runs
+    pub fn stderr(&self) -> String {
+        std::fs::read_to_string(&self.err_path).unwrap_or_default()
+    }
+
     /// Waits for the program to exit by itself (at most [`Run::limit`]).
     #[track_caller]
     pub fn finish(mut self) -> Done {
