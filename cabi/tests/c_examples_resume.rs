@@ -23,10 +23,11 @@
 #[allow(dead_code)] // this driver builds with make, so it uses only part of the helpers
 mod common;
 
+use common::rng::Rng;
 use common::{Link, Program, s};
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 /// A run longer than this is killed and reported as hung.
 const RUN_LIMIT: Duration = Duration::from_secs(120);
@@ -59,31 +60,6 @@ fn build(name: &'static str, link: Link) -> Program {
         String::from_utf8_lossy(&out.stderr)
     );
     p
-}
-
-/// xorshift64*: the random kill moments. Seeded from `CRTHREADS_TEST_SEED` or the clock.
-struct Rng(u64);
-
-impl Rng {
-    fn new(what: &str) -> Rng {
-        let seed = match std::env::var("CRTHREADS_TEST_SEED") {
-            Ok(v) => v.parse().expect("CRTHREADS_TEST_SEED is a number"),
-            Err(_) => {
-                let t = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
-                t.as_nanos() as u64 ^ (u64::from(std::process::id()) << 32)
-            }
-        };
-        eprintln!("{what}: kill moments from CRTHREADS_TEST_SEED={seed}");
-        Rng(seed | 1)
-    }
-
-    /// A number in `0..n`.
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        (self.0.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 11) % n
-    }
 }
 
 /// Committed checkpoints recorded in the stats file so far (one line each).

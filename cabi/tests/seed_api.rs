@@ -58,10 +58,11 @@
 
 mod common;
 
+use common::rng::Rng;
 use common::{Done, Link, Program, Run, s};
 use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 /// A run longer than this is killed and reported as hung.
 const RUN_LIMIT: Duration = Duration::from_secs(30);
@@ -70,31 +71,6 @@ const RUN_LIMIT: Duration = Duration::from_secs(30);
 const COUNTER_ARGS: [&str; 3] = ["1200", "20", "200"];
 const COUNTER_EVERY: u64 = 20;
 const COUNTER_CHECKPOINTS: u64 = 1200 / COUNTER_EVERY;
-
-/// xorshift64*: the random kill moments. Seeded from `CRTHREADS_TEST_SEED` or the clock.
-struct Rng(u64);
-
-impl Rng {
-    fn new(what: &str) -> Rng {
-        let seed = match std::env::var("CRTHREADS_TEST_SEED") {
-            Ok(v) => v.parse().expect("CRTHREADS_TEST_SEED is a number"),
-            Err(_) => {
-                let t = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
-                t.as_nanos() as u64 ^ (u64::from(std::process::id()) << 32)
-            }
-        };
-        eprintln!("{what}: kill moments from CRTHREADS_TEST_SEED={seed}");
-        Rng(seed | 1)
-    }
-
-    /// A number in `0..n`.
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        (self.0.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 11) % n
-    }
-}
 
 impl Run {
     /// Polls until `ready(stdout)` holds (true) or the program exits (false). A program still

@@ -25,6 +25,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 mod lib_dir;
+pub mod rng;
 pub use lib_dir::lib_dir;
 
 /// What rustc lists (`--print native-static-libs`) for linking `libcrthreads.a`.
